@@ -1,0 +1,2 @@
+//! `zos-build-client`: the terminal client of zos-build.
+fn main() {}

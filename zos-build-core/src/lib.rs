@@ -1,0 +1,1 @@
+//! The zos-build engine.

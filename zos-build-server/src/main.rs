@@ -1,0 +1,2 @@
+//! `zos-build-server`: the zos-build daemon.
+fn main() {}

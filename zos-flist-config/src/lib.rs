@@ -1,0 +1,1 @@
+//! Parser for the flist configuration repository (`<org>/<repo>/<branch>.yaml`).
