@@ -1,1 +1,36 @@
-//! The zos-build engine.
+//! The zos-build engine: run a build script in a fresh Docker container,
+//! stream every line of its output to whoever listens, and hand back its
+//! artifacts with an honest outcome.
+//!
+//! The whole model, in the order data flows:
+//!
+//! - a [`BuildSpec`] says what to run: image, [`Command`], source tree,
+//!   artifacts, [`Limits`], network and privileges;
+//! - an [`Executor`] runs it; [`DockerExecutor`] is the Docker implementation
+//!   (no bind mounts: files move through the archive API, so it works against
+//!   any daemon the service can reach);
+//! - every line of output becomes a [`LogEvent`] delivered to a [`LogSink`];
+//!   the [`sink`] module has the file, broadcast, tail, fan-out, masking and
+//!   size-cap sinks, and any other crate can add its own;
+//! - the run ends in a [`BuildOutcome`] (exit code, [`Termination`], artifacts)
+//!   or, when it could not be carried out at all, a [`BuildError`].
+//!
+//! This crate knows nothing of HTTP, GitHub or the configuration repository:
+//! the server composes it with those.
+
+pub mod docker;
+mod error;
+mod executor;
+pub mod log;
+mod outcome;
+pub mod sink;
+mod spec;
+
+pub use docker::DockerExecutor;
+pub use error::BuildError;
+pub use executor::Executor;
+pub use log::{LogEvent, LogStream};
+pub use outcome::{BuildOutcome, Termination};
+pub use sink::{LogSink, SinkError};
+pub use spec::{BuildSpec, Command, ImageRef, Limits, SourceTree};
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,204 @@
+//! Moving files in and out of containers through Docker's archive API.
+//!
+//! No bind mounts: the files travel as tar streams over the API connection,
+//! so the same code works against the local daemon, from inside a container
+//! that was given the host's socket, and against a remote Docker host.
+//! Tar is written and read on blocking threads and streamed in 64 KiB chunks,
+//! so a large source tree never sits in memory whole.
+
+use crate::error::{docker_status, BuildError};
+use bollard::query_parameters::{DownloadFromContainerOptions, UploadToContainerOptions};
+use bollard::Docker;
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use tokio::sync::mpsc;
+
+const CHUNK: usize = 64 * 1024;
+
+/// A `Write` that hands full chunks to an async receiver.
+struct ChannelWriter {
+    buffer: Vec<u8>,
+    sender: mpsc::Sender<io::Result<Bytes>>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(CHUNK),
+        ));
+        self.sender.blocking_send(Ok(chunk)).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "Docker stopped reading the archive",
+            )
+        })
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+/// Streams a tar written by `fill` into the container, extracted at `/`.
+async fn upload(
+    docker: &Docker,
+    container: &str,
+    what: &Path,
+    fill: impl FnOnce(&mut tar::Builder<ChannelWriter>) -> io::Result<()> + Send + 'static,
+) -> Result<(), BuildError> {
+    let (sender, receiver) = mpsc::channel::<io::Result<Bytes>>(8);
+    let writer = tokio::task::spawn_blocking(move || -> io::Result<()> {
+        let mut builder = tar::Builder::new(ChannelWriter {
+            buffer: Vec::with_capacity(CHUNK),
+            sender,
+        });
+        builder.follow_symlinks(false);
+        fill(&mut builder)?;
+        builder.into_inner()?.flush()
+    });
+    let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    });
+    let options = UploadToContainerOptions {
+        path: "/".into(),
+        ..Default::default()
+    };
+    let sent = docker
+        .upload_to_container(container, Some(options), bollard::body_try_stream(body))
+        .await;
+    // A failure to read the tree explains a failed upload better than Docker does.
+    let written = writer.await.unwrap_or_else(|e| Err(io::Error::other(e)));
+    if let Err(source) = written {
+        return Err(BuildError::Source {
+            path: what.to_path_buf(),
+            source,
+        });
+    }
+    sent.map_err(|e| BuildError::docker(format!("copy {} into the container", what.display()), e))
+}
+
+/// Copies the host directory `host_dir` to `container_path` (absolute).
+pub(crate) async fn upload_tree(
+    docker: &Docker,
+    container: &str,
+    host_dir: &Path,
+    container_path: &str,
+) -> Result<(), BuildError> {
+    let metadata = tokio::fs::metadata(host_dir)
+        .await
+        .map_err(|source| BuildError::Source {
+            path: host_dir.to_path_buf(),
+            source,
+        })?;
+    if !metadata.is_dir() {
+        return Err(BuildError::Source {
+            path: host_dir.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "not a directory"),
+        });
+    }
+    let inside = container_path.trim_matches('/').to_string();
+    let dir = host_dir.to_path_buf();
+    upload(docker, container, host_dir, move |tar| {
+        tar.append_dir_all(&inside, &dir)
+    })
+    .await
+}
+
+/// Places one file with `mode` at the absolute `container_path`.
+pub(crate) async fn upload_file(
+    docker: &Docker,
+    container: &str,
+    container_path: &str,
+    contents: Vec<u8>,
+    mode: u32,
+) -> Result<(), BuildError> {
+    let inside = container_path.trim_start_matches('/').to_string();
+    upload(docker, container, Path::new(container_path), move |tar| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(mode);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mtime(0);
+        header.set_cksum();
+        tar.append_data(&mut header, &inside, contents.as_slice())
+    })
+    .await
+}
+
+/// Extracts `container_path` (a file or a directory) into `dir` and returns
+/// the host path of what was extracted.
+pub(crate) async fn download(
+    docker: &Docker,
+    container: &str,
+    container_path: &str,
+    dir: &Path,
+) -> Result<PathBuf, BuildError> {
+    let artifact_error = |source: io::Error| BuildError::Artifact {
+        path: container_path.to_string(),
+        dir: dir.to_path_buf(),
+        source,
+    };
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(artifact_error)?;
+    let options = DownloadFromContainerOptions {
+        path: container_path.to_string(),
+    };
+    let mut stream = docker
+        .download_from_container(container, Some(options))
+        .boxed();
+    // The daemon answers 404 for a missing path before sending any data.
+    let first = match stream.next().await {
+        Some(Err(e)) if docker_status(&e) == Some(404) => {
+            return Err(BuildError::ArtifactMissing {
+                path: container_path.to_string(),
+            })
+        }
+        Some(Err(e)) => {
+            return Err(BuildError::docker(
+                format!("read {container_path} from the container"),
+                e,
+            ))
+        }
+        Some(Ok(bytes)) => bytes,
+        None => Bytes::new(),
+    };
+    let rest = stream.map_err(io::Error::other);
+    let all = futures_util::stream::once(async move { Ok(first) })
+        .chain(rest)
+        .boxed();
+    let reader = tokio_util::io::StreamReader::new(all);
+    let target = dir.to_path_buf();
+    let name = Path::new(container_path)
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    tokio::task::spawn_blocking(move || -> io::Result<()> {
+        let bridge = tokio_util::io::SyncIoBridge::new(reader);
+        let mut archive = tar::Archive::new(bridge);
+        archive.set_preserve_permissions(false);
+        archive.set_overwrite(true);
+        // `unpack` refuses entries that would land outside `target`.
+        archive.unpack(&target)
+    })
+    .await
+    .unwrap_or_else(|e| Err(io::Error::other(e)))
+    .map_err(artifact_error)?;
+    Ok(dir.join(name))
+}

@@ -1,0 +1,326 @@
+//! One build, from image to removed container.
+
+use super::archive;
+use super::container::{self, ContainerGuard};
+use super::image;
+use super::DockerExecutor;
+use crate::error::{docker_status, BuildError};
+use crate::log::{LineSplitter, LogEvent, LogStream, Sequencer};
+use crate::outcome::{BuildOutcome, Termination};
+use crate::sink::LogSink;
+use crate::spec::{BuildSpec, Command, INLINE_SCRIPT_PATH};
+use crate::Executor;
+use async_trait::async_trait;
+use bollard::container::LogOutput;
+use bollard::query_parameters::{
+    AttachContainerOptions, CommitContainerOptions, CreateContainerOptions, KillContainerOptions,
+};
+use futures_util::{Stream, StreamExt};
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How long output is still read after the engine killed a build.
+const DRAIN_AFTER_KILL: Duration = Duration::from_secs(5);
+/// Stands in for "no limit" in `select!` timers.
+const FAR_AWAY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+type Output = Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
+
+#[async_trait]
+impl Executor for DockerExecutor {
+    async fn run(
+        &self,
+        spec: &BuildSpec,
+        sink: &mut dyn LogSink,
+        cancel: &CancellationToken,
+    ) -> Result<BuildOutcome, BuildError> {
+        let result = self.run_build(spec, sink, cancel).await;
+        let finished = sink.finish().await;
+        let outcome = result?;
+        finished?;
+        Ok(outcome)
+    }
+}
+
+impl DockerExecutor {
+    async fn run_build(
+        &self,
+        spec: &BuildSpec,
+        sink: &mut dyn LogSink,
+        cancel: &CancellationToken,
+    ) -> Result<BuildOutcome, BuildError> {
+        spec.validate().map_err(BuildError::InvalidSpec)?;
+        let mut seq = Sequencer::default();
+        image::ensure_image(&self.docker, &spec.image, sink, &mut seq).await?;
+        if cancel.is_cancelled() {
+            return Err(BuildError::InvalidSpec(
+                "the build was cancelled before its container was created".into(),
+            ));
+        }
+        let options = CreateContainerOptions {
+            name: Some(format!("{}{}", self.name_prefix, spec.build_id)),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(Some(options), container::create_body(spec, &self.instance))
+            .await
+            .map_err(|e| {
+                BuildError::docker(
+                    format!("create the container for build {}", spec.build_id),
+                    e,
+                )
+            })?;
+        let guard = ContainerGuard::new(self.docker.clone(), created.id, self.live.clone());
+        let outcome = self.drive(&guard, spec, sink, &mut seq, cancel).await;
+        let id = guard.id().to_string();
+        let removed = guard.remove().await;
+        let outcome = outcome?;
+        removed.map_err(|e| BuildError::docker(format!("remove container {id}"), e))?;
+        Ok(outcome)
+    }
+
+    /// Everything that happens while the container exists.
+    async fn drive(
+        &self,
+        guard: &ContainerGuard,
+        spec: &BuildSpec,
+        sink: &mut dyn LogSink,
+        seq: &mut Sequencer,
+        cancel: &CancellationToken,
+    ) -> Result<BuildOutcome, BuildError> {
+        let docker = &self.docker;
+        let id = guard.id();
+        if let Some(source) = &spec.source {
+            archive::upload_tree(docker, id, &source.host_dir, &source.container_path).await?;
+        }
+        if let Command::Inline { script, .. } = &spec.command {
+            archive::upload_file(
+                docker,
+                id,
+                INLINE_SCRIPT_PATH,
+                script.as_bytes().to_vec(),
+                0o755,
+            )
+            .await?;
+        }
+
+        // Attach before starting, so that not a byte of output is missed.
+        let attach = docker
+            .attach_container(
+                id,
+                Some(AttachContainerOptions {
+                    stream: true,
+                    stdout: true,
+                    stderr: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| BuildError::docker(format!("attach to container {id}"), e))?;
+        let mut output: Output = attach.output;
+        docker
+            .start_container(id, None)
+            .await
+            .map_err(|e| BuildError::docker(format!("start container {id}"), e))?;
+        let started = Instant::now();
+
+        let mut lines = Lines::new();
+        let killed = self
+            .stream_output(
+                id,
+                spec,
+                &mut output,
+                &mut lines,
+                sink,
+                seq,
+                cancel,
+                started,
+            )
+            .await?;
+        lines.finish(seq);
+        lines.flush(sink).await?;
+
+        let exit_code = self.exit_code(id).await?;
+        let duration = started.elapsed();
+        let termination = match killed {
+            Some(reason) => reason,
+            None if exit_code != Some(0) && self.oom_killed(id).await? => Termination::OutOfMemory,
+            None => Termination::Exited,
+        };
+        let mut outcome = BuildOutcome {
+            termination,
+            exit_code,
+            duration,
+            log_lines: 0,
+            artifacts: Vec::new(),
+            committed_image: None,
+            container_id: id.to_string(),
+        };
+        if termination != Termination::Exited {
+            let text = format!("[zos-build] {} after {:.1?}", outcome.describe(), duration);
+            sink.write(&[seq.event(LogStream::System, text)]).await?;
+        }
+        if outcome.succeeded() {
+            if let Some(dir) = &spec.artifact_dir {
+                for path in &spec.artifacts {
+                    outcome
+                        .artifacts
+                        .push(archive::download(docker, id, path, dir).await?);
+                }
+            }
+            if let Some(image) = &spec.commit {
+                let options = CommitContainerOptions {
+                    container: Some(id.to_string()),
+                    repo: Some(image.repository.clone()),
+                    tag: Some(image.tag.clone()),
+                    pause: false,
+                    ..Default::default()
+                };
+                let committed = docker
+                    .commit_container(options, bollard::models::ContainerConfig::default())
+                    .await
+                    .map_err(|e| {
+                        BuildError::docker(
+                            format!(
+                                "commit container {id} as {}:{}",
+                                image.repository, image.tag
+                            ),
+                            e,
+                        )
+                    })?;
+                outcome.committed_image = Some(committed.id);
+            }
+        }
+        outcome.log_lines = seq.count();
+        Ok(outcome)
+    }
+
+    /// Streams output until the container closes it or a limit is hit; in the
+    /// latter case kills the container and returns why.
+    #[allow(clippy::too_many_arguments)]
+    async fn stream_output(
+        &self,
+        id: &str,
+        spec: &BuildSpec,
+        output: &mut Output,
+        lines: &mut Lines,
+        sink: &mut dyn LogSink,
+        seq: &mut Sequencer,
+        cancel: &CancellationToken,
+        started: Instant,
+    ) -> Result<Option<Termination>, BuildError> {
+        let limits = &spec.limits;
+        let total = tokio::time::sleep_until(started + limits.timeout.unwrap_or(FAR_AWAY));
+        let idle_limit = limits.no_output_timeout.unwrap_or(FAR_AWAY);
+        let idle = tokio::time::sleep(idle_limit);
+        tokio::pin!(total, idle);
+        let killed = loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break Some(Termination::Cancelled),
+                _ = &mut total => break Some(Termination::TimedOut),
+                _ = &mut idle => break Some(Termination::NoOutput),
+                frame = output.next() => match frame {
+                    Some(Ok(frame)) => {
+                        lines.push(frame, seq);
+                        idle.as_mut().reset(Instant::now() + idle_limit);
+                    }
+                    Some(Err(e)) => {
+                        return Err(BuildError::docker(format!("read the output of container {id}"), e))
+                    }
+                    None => break None,
+                },
+            }
+            lines.flush(sink).await?;
+        };
+        if killed.is_some() {
+            self.kill(id).await?;
+            // Whatever the build printed before it died still belongs in its log.
+            let drain_until = Instant::now() + DRAIN_AFTER_KILL;
+            while let Ok(Some(Ok(frame))) =
+                tokio::time::timeout_at(drain_until, output.next()).await
+            {
+                lines.push(frame, seq);
+            }
+        }
+        Ok(killed)
+    }
+
+    async fn kill(&self, id: &str) -> Result<(), BuildError> {
+        let options = KillContainerOptions {
+            signal: "KILL".into(),
+        };
+        match self.docker.kill_container(id, Some(options)).await {
+            // 409: it stopped by itself in the meantime.
+            Err(e) if !matches!(docker_status(&e), Some(404 | 409)) => {
+                Err(BuildError::docker(format!("kill container {id}"), e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn exit_code(&self, id: &str) -> Result<Option<i64>, BuildError> {
+        let mut wait = self.docker.wait_container(id, None).boxed();
+        match wait.next().await {
+            Some(Ok(response)) => Ok(Some(response.status_code)),
+            // bollard turns a non-zero status into an error carrying it.
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+                Ok(Some(code))
+            }
+            Some(Err(e)) => Err(BuildError::docker(format!("wait for container {id}"), e)),
+            None => Ok(None),
+        }
+    }
+
+    async fn oom_killed(&self, id: &str) -> Result<bool, BuildError> {
+        let info = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| BuildError::docker(format!("inspect container {id}"), e))?;
+        Ok(info.state.and_then(|s| s.oom_killed).unwrap_or(false))
+    }
+}
+
+/// The two output streams, split into lines, and the batch waiting for the sink.
+struct Lines {
+    stdout: LineSplitter,
+    stderr: LineSplitter,
+    batch: Vec<LogEvent>,
+}
+
+impl Lines {
+    fn new() -> Self {
+        Lines {
+            stdout: LineSplitter::new(LogStream::Stdout),
+            stderr: LineSplitter::new(LogStream::Stderr),
+            batch: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, frame: LogOutput, seq: &mut Sequencer) {
+        match frame {
+            LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                self.stdout.push(&message, seq, &mut self.batch)
+            }
+            LogOutput::StdErr { message } => self.stderr.push(&message, seq, &mut self.batch),
+            LogOutput::StdIn { .. } => {}
+        }
+    }
+
+    fn finish(&mut self, seq: &mut Sequencer) {
+        self.stdout.finish(seq, &mut self.batch);
+        self.stderr.finish(seq, &mut self.batch);
+    }
+
+    async fn flush(&mut self, sink: &mut dyn LogSink) -> Result<(), BuildError> {
+        if !self.batch.is_empty() {
+            sink.write(&self.batch).await?;
+            self.batch.clear();
+        }
+        Ok(())
+    }
+}

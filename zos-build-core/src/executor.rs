@@ -1,0 +1,23 @@
+//! The executor trait: something that runs a [`BuildSpec`].
+
+use crate::{BuildError, BuildOutcome, BuildSpec, LogSink};
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+/// Runs builds. [`DockerExecutor`](crate::DockerExecutor) is the one this
+/// crate ships; a pipeline only needs this trait, so another backend
+/// (Kubernetes, a local sandbox) can take its place.
+#[async_trait]
+pub trait Executor: Send + Sync {
+    /// Runs `spec` to its end, sending every line of output to `sink`.
+    ///
+    /// Cancelling `cancel` stops the build promptly; the outcome then says
+    /// [`Termination::Cancelled`](crate::Termination::Cancelled). The sink's
+    /// `finish` is called before this returns, whatever the result.
+    async fn run(
+        &self,
+        spec: &BuildSpec,
+        sink: &mut dyn LogSink,
+        cancel: &CancellationToken,
+    ) -> Result<BuildOutcome, BuildError>;
+}
