@@ -331,7 +331,9 @@ async fn secrets_are_masked() {
         .unwrap();
     assert!(outcome.succeeded());
     assert_no_container(&executor, &spec.build_id).await;
-    // MaskSecrets hides its inner sink; check through a file instead.
+    assert_eq!(texts(sink.inner(), LogStream::Stdout), ["token=***"]);
+    assert_eq!(texts(sink.inner(), LogStream::Stderr), ["again ***"]);
+    // And on disk, through the file sink.
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
     let mut sink = MaskSecrets::new(FileSink::create(&log).await.unwrap(), ["s3cr3t-value"]);
@@ -444,7 +446,10 @@ async fn sweep_removes_containers_no_build_owns() {
         .start_container(&left.id, None)
         .await
         .unwrap();
-    assert_eq!(executor.list_managed().await.unwrap(), [left.id.clone()]);
+    assert_eq!(
+        executor.list_managed().await.unwrap(),
+        vec![left.id.clone()]
+    );
 
     // A live build of the same instance must survive the sweep.
     let live_id = build_id("sweep-live");
@@ -464,7 +469,7 @@ async fn sweep_removes_containers_no_build_owns() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let removed = executor.sweep().await.unwrap();
-    assert_eq!(removed, [left.id.clone()]);
+    assert_eq!(removed, vec![left.id.clone()]);
     let (outcome, sink) = live.await.unwrap();
     assert!(outcome.unwrap().succeeded());
     assert_eq!(texts(&sink, LogStream::Stdout), ["survived"]);

@@ -27,6 +27,16 @@ impl<S: LogSink> SizeCap<S> {
             capped: false,
         }
     }
+
+    /// The wrapped sink.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// Unwraps the inner sink.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 #[async_trait]

@@ -30,6 +30,16 @@ impl<S: LogSink> MaskSecrets<S> {
         MaskSecrets { inner, secrets }
     }
 
+    /// The wrapped sink.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// Unwraps the inner sink.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
     fn mask(&self, text: &str) -> String {
         let mut text = text.to_owned();
         for secret in &self.secrets {
