@@ -491,3 +491,6 @@ fn value_mark(key: &Node, value: &Node) -> Mark {
         value.mark
     }
 }
+
+#[cfg(test)]
+mod tests;

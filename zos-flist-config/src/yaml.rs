@@ -336,8 +336,7 @@ impl Builder {
                             self.issues.push(Issue {
                                 mark: node.mark,
                                 message: format!(
-                                    "duplicate key '{text}' (first at line {}, column {}); \
-                                     the first one is used",
+                                    "duplicate key '{text}' (first at line {}, column {})",
                                     first.line, first.column
                                 ),
                             });
@@ -519,8 +518,7 @@ mod tests {
                     column: 1,
                     index: 10
                 },
-                message: "duplicate key 'a' (first at line 1, column 1); the first one is used"
-                    .to_string()
+                message: "duplicate key 'a' (first at line 1, column 1)".to_string()
             }]
         );
         let Some(Node {
