@@ -30,7 +30,12 @@ async fn docker_run(args: &[&str]) -> Duration {
     started.elapsed()
 }
 
-async fn ours(executor: &DockerExecutor, name: &str, argv: &[&str], log: &std::path::Path) -> Duration {
+async fn ours(
+    executor: &DockerExecutor,
+    name: &str,
+    argv: &[&str],
+    log: &std::path::Path,
+) -> Duration {
     let (broadcast, feed) = BroadcastSink::new(1 << 16);
     let mut follower = feed.follow().expect("feed open");
     let follow = tokio::spawn(async move {
