@@ -64,6 +64,10 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+    /// The build was cancelled before its container started (while the
+    /// image was being pulled, for instance); nothing ran.
+    #[error("the build was cancelled before its container started")]
+    CancelledBeforeStart,
     /// A log sink failed; the log would be incomplete, so the build is not trusted.
     #[error(transparent)]
     LogSink(#[from] SinkError),

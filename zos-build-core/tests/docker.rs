@@ -535,3 +535,20 @@ async fn an_invalid_spec_is_refused_before_docker_is_asked() {
     let (result, _) = run(&executor, &spec).await;
     assert!(matches!(result, Err(BuildError::InvalidSpec(_))));
 }
+
+#[tokio::test]
+async fn a_build_cancelled_before_it_starts_runs_nothing() {
+    let executor = executor().await;
+    let spec = BuildSpec::new(build_id("precancel"), IMAGE, sh("echo must-not-run"));
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let mut sink = VecSink::default();
+    let result = executor.run(&spec, &mut sink, &cancel).await;
+    assert!(
+        matches!(result, Err(BuildError::CancelledBeforeStart)),
+        "{result:?}"
+    );
+    assert!(texts(&sink, LogStream::Stdout).is_empty());
+    assert!(sink.finished);
+    assert_no_container(&executor, &spec.build_id).await;
+}

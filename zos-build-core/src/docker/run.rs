@@ -53,11 +53,14 @@ impl DockerExecutor {
     ) -> Result<BuildOutcome, BuildError> {
         spec.validate().map_err(BuildError::InvalidSpec)?;
         let mut seq = Sequencer::default();
-        image::ensure_image(&self.docker, &spec.image, sink, &mut seq).await?;
+        // A pull can take minutes: it must not outlive a cancellation.
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(BuildError::CancelledBeforeStart),
+            ready = image::ensure_image(&self.docker, &spec.image, sink, &mut seq) => ready?,
+        }
         if cancel.is_cancelled() {
-            return Err(BuildError::InvalidSpec(
-                "the build was cancelled before its container was created".into(),
-            ));
+            return Err(BuildError::CancelledBeforeStart);
         }
         let options = CreateContainerOptions {
             name: Some(format!("{}{}", self.name_prefix, spec.build_id)),
