@@ -15,7 +15,8 @@
 //!   directories: with a warning. A link to a file inside the directory is
 //!   followed (one branch sharing another's settings); links to directories
 //!   are not, since they can loop and give one file several branch names;
-//! - anything that is not a regular file (a FIFO would block the reader).
+//! - anything that is not a regular file (a FIFO would block the reader);
+//! - directories more than 32 levels deep, with a warning.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -82,6 +83,11 @@ pub(crate) fn walk(root: &Path) -> Result<Layout, LoadError> {
     Ok(walker.layout)
 }
 
+/// Deepest directory walked below the root: `<org>/<repo>/` and 30 levels
+/// of branch name. It keeps the walk's recursion and open directories bounded
+/// on a hostile tree; no real branch name comes near it.
+const MAX_DIRECTORY_DEPTH: usize = 32;
+
 struct Walker {
     canonical_root: PathBuf,
     layout: Layout,
@@ -112,7 +118,8 @@ impl Walker {
             let entry = match entry {
                 Ok(entry) => entry,
                 Err(e) => {
-                    self.error(here.clone(), format!("cannot read directory: {e}"));
+                    let label = if here.is_empty() { "." } else { &here };
+                    self.error(label.to_string(), format!("cannot read directory: {e}"));
                     continue;
                 }
             };
@@ -134,6 +141,10 @@ impl Walker {
             let mut inner = components.to_vec();
             inner.push(name);
             match kind {
+                Kind::Directory if inner.len() > MAX_DIRECTORY_DEPTH => self.warning(
+                    file,
+                    format!("directory is more than {MAX_DIRECTORY_DEPTH} levels deep; not read"),
+                ),
                 Kind::Directory => match fs::read_dir(entry.path()) {
                     Ok(entries) => self.directory(entries, &inner),
                     Err(e) => self.error(file, format!("cannot read directory: {e}")),

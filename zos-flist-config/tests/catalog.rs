@@ -286,3 +286,26 @@ fn loading_twice_gives_equal_catalogs() {
         .iter()
         .all(|p| p.severity == Severity::Error));
 }
+
+#[test]
+fn very_deep_directories_are_not_walked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let deep: Vec<String> = (0..40).map(|i| format!("d{i}")).collect();
+    write(dir.path(), &format!("{}/x.yaml", deep.join("/")), VALID);
+    write(
+        dir.path(),
+        &format!("{}/y.yaml", deep[..32].join("/")),
+        VALID,
+    );
+
+    let catalog = Catalog::load(dir.path()).expect("loads");
+    let branches: Vec<&str> = catalog.branches().map(|b| b.name.as_str()).collect();
+    assert_eq!(branches, [format!("{}/y", deep[2..32].join("/"))]);
+    assert_eq!(
+        problem_lines(&catalog),
+        vec![format!(
+            "{}: warning: directory is more than 32 levels deep; not read",
+            deep[..33].join("/")
+        )]
+    );
+}
