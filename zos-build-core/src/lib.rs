@@ -13,7 +13,9 @@
 //!   the [`sink`] module has the file, broadcast, tail, fan-out, masking and
 //!   size-cap sinks, and any other crate can add its own;
 //! - the run ends in a [`BuildOutcome`] (exit code, [`Termination`], artifacts)
-//!   or, when it could not be carried out at all, a [`BuildError`].
+//!   or, when it could not be carried out at all, a [`BuildError`];
+//! - a [`History`] records every build in an SQLite file, so that the
+//!   history and the queue survive restarts.
 //!
 //! This crate knows nothing of HTTP, GitHub or the configuration repository:
 //! the server composes it with those.
@@ -21,6 +23,7 @@
 pub mod docker;
 mod error;
 mod executor;
+pub mod history;
 pub mod log;
 mod outcome;
 pub mod sink;
@@ -29,6 +32,9 @@ mod spec;
 pub use docker::DockerExecutor;
 pub use error::BuildError;
 pub use executor::Executor;
+pub use history::{
+    BuildRecord, BuildStatus, BuildUpdate, Enqueued, History, HistoryError, NewBuild,
+};
 pub use log::{LogEvent, LogStream};
 pub use outcome::{BuildOutcome, Termination};
 pub use sink::{LogSink, SinkError};

@@ -1,0 +1,1006 @@
+//! The build history: one row per build, in an SQLite file, that outlives
+//! the process.
+//!
+//! Why SQLite: the old service kept its history in memory and lost it, with
+//! the running builds, on every restart. An embedded database (bundled, so
+//! nothing to install) in WAL mode commits each change before the call
+//! returns, so a `kill -9` loses nothing that was acknowledged, and readers
+//! (the HTTP API) never wait for the writer.
+//!
+//! Every call runs on a blocking thread (`spawn_blocking`) around one
+//! connection behind a mutex: SQLite serialises writers anyway, and the async
+//! worker threads never block on the disk.
+//!
+//! A push is recorded with [`History::enqueue`], which checks the webhook's
+//! delivery id and inserts the push's builds in one transaction: a delivery
+//! seen before inserts nothing, however close the two deliveries arrive.
+
+use rusqlite::{params, Connection, Row};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Where a build is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BuildStatus {
+    /// Waiting for a free slot.
+    Queued,
+    /// Fetching the source, preparing the container.
+    Initializing,
+    /// The build script runs.
+    Building,
+    /// Finished, artifact published.
+    Success,
+    /// Finished without an artifact, for the reason in `error`.
+    Error,
+    /// Stopped by a newer push or by hand.
+    Cancelled,
+}
+
+impl BuildStatus {
+    /// The word stored and shown: `queued`, `building`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildStatus::Queued => "queued",
+            BuildStatus::Initializing => "initializing",
+            BuildStatus::Building => "building",
+            BuildStatus::Success => "success",
+            BuildStatus::Error => "error",
+            BuildStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// The status named `word`.
+    pub fn from_name(word: &str) -> Option<BuildStatus> {
+        Some(match word {
+            "queued" => BuildStatus::Queued,
+            "initializing" => BuildStatus::Initializing,
+            "building" => BuildStatus::Building,
+            "success" => BuildStatus::Success,
+            "error" => BuildStatus::Error,
+            "cancelled" => BuildStatus::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// Whether the build has ended (success, error or cancelled).
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            BuildStatus::Success | BuildStatus::Error | BuildStatus::Cancelled
+        )
+    }
+
+    /// Whether a container may exist for it (initializing or building).
+    pub fn is_running(self) -> bool {
+        matches!(self, BuildStatus::Initializing | BuildStatus::Building)
+    }
+}
+
+impl std::fmt::Display for BuildStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A build to record, before it has an id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NewBuild {
+    /// `owner/repo/branch`.
+    pub name: String,
+    /// `owner/repo`.
+    pub repository: String,
+    /// The branch.
+    pub branch: String,
+    /// The commit to build (40 hex digits).
+    pub commit: String,
+    /// The push's `commits` array, as JSON text (`[]` when there is none).
+    pub commits: String,
+    /// The artifact's extra name part.
+    pub tag: Option<String>,
+    /// The image the script runs in.
+    pub baseimage: String,
+    /// The script, relative to the repository.
+    pub script: String,
+}
+
+impl NewBuild {
+    /// A build of `script` at `commit` of `repository`'s `branch`.
+    pub fn new(
+        repository: impl Into<String>,
+        branch: impl Into<String>,
+        commit: impl Into<String>,
+        script: impl Into<String>,
+        baseimage: impl Into<String>,
+    ) -> NewBuild {
+        let repository = repository.into();
+        let branch = branch.into();
+        NewBuild {
+            name: format!("{repository}/{branch}"),
+            repository,
+            branch,
+            commit: commit.into(),
+            commits: "[]".into(),
+            tag: None,
+            baseimage: baseimage.into(),
+            script: script.into(),
+        }
+    }
+}
+
+/// One build as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BuildRecord {
+    /// Unique, letters, digits and `-`: safe in paths and container names.
+    pub id: String,
+    /// `owner/repo/branch`.
+    pub name: String,
+    /// `owner/repo`.
+    pub repository: String,
+    /// The branch.
+    pub branch: String,
+    /// The commit built.
+    pub commit: String,
+    /// The push's `commits` array, as JSON text.
+    pub commits: String,
+    /// The artifact's extra name part.
+    pub tag: Option<String>,
+    /// The image the script runs in.
+    pub baseimage: String,
+    /// The script, relative to the repository.
+    pub script: String,
+    /// Where it is.
+    pub status: BuildStatus,
+    /// When it was recorded (unix seconds).
+    pub queued: i64,
+    /// When it left the queue (unix seconds).
+    pub started: Option<i64>,
+    /// When it ended (unix seconds).
+    pub ended: Option<i64>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The published artifact's name.
+    pub artifact: Option<String>,
+    /// The webhook delivery that asked for it.
+    pub delivery_id: Option<String>,
+    /// The container's id, once there is one.
+    pub container_id: Option<String>,
+}
+
+/// What [`History::enqueue`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    /// The delivery id was seen before: nothing was recorded.
+    Duplicate,
+    /// The builds were recorded as `queued`, in the order given.
+    Queued(Vec<BuildRecord>),
+}
+
+/// A change to a recorded build; fields left `None` stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BuildUpdate {
+    /// The new status.
+    pub status: Option<BuildStatus>,
+    /// Sets `started`.
+    pub started: Option<i64>,
+    /// Sets `ended`.
+    pub ended: Option<i64>,
+    /// Sets `error`.
+    pub error: Option<String>,
+    /// Sets `artifact`.
+    pub artifact: Option<String>,
+    /// Sets `container_id`.
+    pub container_id: Option<String>,
+}
+
+impl BuildUpdate {
+    /// A change of status only.
+    pub fn status(status: BuildStatus) -> BuildUpdate {
+        BuildUpdate {
+            status: Some(status),
+            ..Default::default()
+        }
+    }
+
+    /// The build left the queue now.
+    pub fn started(status: BuildStatus) -> BuildUpdate {
+        BuildUpdate {
+            status: Some(status),
+            started: Some(now()),
+            ..Default::default()
+        }
+    }
+
+    /// The build ended now with `status`.
+    pub fn finished(
+        status: BuildStatus,
+        error: Option<String>,
+        artifact: Option<String>,
+    ) -> BuildUpdate {
+        BuildUpdate {
+            status: Some(status),
+            ended: Some(now()),
+            error,
+            artifact,
+            ..Default::default()
+        }
+    }
+
+    /// Records the container's id.
+    pub fn container(id: impl Into<String>) -> BuildUpdate {
+        BuildUpdate {
+            container_id: Some(id.into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// The history database failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HistoryError {
+    /// Opening or preparing the database file failed.
+    #[error("cannot open the build history {}: {source}", path.display())]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database's directory could not be created.
+    #[error("cannot create the build history's directory {}: {source}", path.display())]
+    Directory {
+        /// The directory.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A query failed.
+    #[error("build history {}: cannot {action}: {source}", path.display())]
+    Query {
+        /// The database file.
+        path: PathBuf,
+        /// What was being done, e.g. `update build 1a2b`.
+        action: String,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A row holds a status this version does not know (a newer version wrote it).
+    #[error("build history {}: build {id} has an unknown status {status:?}", path.display())]
+    UnknownStatus {
+        /// The database file.
+        path: PathBuf,
+        /// The build.
+        id: String,
+        /// What the row holds.
+        status: String,
+    },
+    /// The blocking task running the query did not finish (the runtime shut down).
+    #[error("build history task failed: {0}")]
+    Task(String),
+}
+
+/// The message given to builds found running at start-up.
+pub const INTERRUPTED: &str = "interrupted by restart";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS builds (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           TEXT NOT NULL UNIQUE,
+    name         TEXT NOT NULL,
+    repository   TEXT NOT NULL,
+    branch       TEXT NOT NULL,
+    commit_sha   TEXT NOT NULL,
+    commits      TEXT NOT NULL,
+    tag          TEXT,
+    baseimage    TEXT NOT NULL,
+    script       TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    queued       INTEGER NOT NULL,
+    started      INTEGER,
+    ended        INTEGER,
+    error        TEXT,
+    artifact     TEXT,
+    delivery_id  TEXT,
+    container_id TEXT
+);
+CREATE INDEX IF NOT EXISTS builds_by_name ON builds(name, seq);
+CREATE INDEX IF NOT EXISTS builds_by_status ON builds(status, seq);
+CREATE TABLE IF NOT EXISTS deliveries (
+    delivery_id TEXT PRIMARY KEY,
+    received    INTEGER NOT NULL
+);
+";
+
+const COLUMNS: &str = "id, name, repository, branch, commit_sha, commits, tag, baseimage, script, \
+     status, queued, started, ended, error, artifact, delivery_id, container_id";
+
+/// The build history, cheap to clone (clones share the connection).
+#[derive(Clone)]
+pub struct History {
+    path: PathBuf,
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("History").field("path", &self.path).finish()
+    }
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl History {
+    /// Opens (or creates) the database at `path`, and its parent directory.
+    pub async fn open(path: impl Into<PathBuf>) -> Result<History, HistoryError> {
+        let path = path.into();
+        let for_task = path.clone();
+        let connection = tokio::task::spawn_blocking(move || open_blocking(&for_task))
+            .await
+            .map_err(|e| HistoryError::Task(e.to_string()))??;
+        Ok(History {
+            path,
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` with the connection on a blocking thread.
+    async fn with<T: Send + 'static>(
+        &self,
+        action: impl Into<String>,
+        f: impl FnOnce(&mut Connection, &Path) -> Result<T, HistoryError> + Send + 'static,
+    ) -> Result<T, HistoryError> {
+        let connection = self.connection.clone();
+        let path = self.path.clone();
+        let action = action.into();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = connection.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut guard, &path)
+        })
+        .await
+        .map_err(|e| HistoryError::Task(format!("{action}: {e}")))?
+    }
+
+    /// Records the builds of one push as `queued`, unless `delivery_id` was
+    /// seen before. Both happen in one transaction.
+    pub async fn enqueue(
+        &self,
+        delivery_id: Option<String>,
+        builds: Vec<NewBuild>,
+    ) -> Result<Enqueued, HistoryError> {
+        self.with("record a push", move |connection, path| {
+            let query = |action: &str| {
+                let action = action.to_string();
+                let path = path.to_path_buf();
+                move |source| HistoryError::Query {
+                    path,
+                    action,
+                    source,
+                }
+            };
+            let tx = connection
+                .transaction()
+                .map_err(query("begin a transaction"))?;
+            let received = now();
+            if let Some(delivery) = &delivery_id {
+                let inserted = tx
+                    .execute(
+                        "INSERT OR IGNORE INTO deliveries (delivery_id, received) VALUES (?1, ?2)",
+                        params![delivery, received],
+                    )
+                    .map_err(query("record the delivery id"))?;
+                if inserted == 0 {
+                    return Ok(Enqueued::Duplicate);
+                }
+            }
+            let mut records = Vec::with_capacity(builds.len());
+            for build in builds {
+                let id = new_id();
+                tx.execute(
+                    "INSERT INTO builds (id, name, repository, branch, commit_sha, commits, tag, \
+                     baseimage, script, status, queued, delivery_id) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    params![
+                        id,
+                        build.name,
+                        build.repository,
+                        build.branch,
+                        build.commit,
+                        build.commits,
+                        build.tag,
+                        build.baseimage,
+                        build.script,
+                        BuildStatus::Queued.as_str(),
+                        received,
+                        delivery_id,
+                    ],
+                )
+                .map_err(query("insert a build"))?;
+                records.push(BuildRecord {
+                    id,
+                    name: build.name,
+                    repository: build.repository,
+                    branch: build.branch,
+                    commit: build.commit,
+                    commits: build.commits,
+                    tag: build.tag,
+                    baseimage: build.baseimage,
+                    script: build.script,
+                    status: BuildStatus::Queued,
+                    queued: received,
+                    started: None,
+                    ended: None,
+                    error: None,
+                    artifact: None,
+                    delivery_id: delivery_id.clone(),
+                    container_id: None,
+                });
+            }
+            tx.commit().map_err(query("commit a push"))?;
+            Ok(Enqueued::Queued(records))
+        })
+        .await
+    }
+
+    /// Applies `update` to build `id`; false when there is no such build.
+    pub async fn update(&self, id: &str, update: BuildUpdate) -> Result<bool, HistoryError> {
+        let id = id.to_string();
+        self.with(format!("update build {id}"), move |connection, path| {
+            let changed = connection
+                .execute(
+                    "UPDATE builds SET \
+                     status = COALESCE(?2, status), started = COALESCE(?3, started), \
+                     ended = COALESCE(?4, ended), error = COALESCE(?5, error), \
+                     artifact = COALESCE(?6, artifact), container_id = COALESCE(?7, container_id) \
+                     WHERE id = ?1",
+                    params![
+                        id,
+                        update.status.map(BuildStatus::as_str),
+                        update.started,
+                        update.ended,
+                        update.error,
+                        update.artifact,
+                        update.container_id,
+                    ],
+                )
+                .map_err(|source| HistoryError::Query {
+                    path: path.to_path_buf(),
+                    action: format!("update build {id}"),
+                    source,
+                })?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
+    /// At start-up: marks every build left `initializing` or `building` by a
+    /// previous process as `error` ("interrupted by restart") and returns them
+    /// as they were (their `container_id` says what to sweep).
+    pub async fn mark_interrupted(&self) -> Result<Vec<BuildRecord>, HistoryError> {
+        self.with("mark interrupted builds", |connection, path| {
+            let running = "status IN ('initializing', 'building')";
+            let tx = connection
+                .transaction()
+                .map_err(|source| HistoryError::Query {
+                    path: path.to_path_buf(),
+                    action: "begin a transaction".into(),
+                    source,
+                })?;
+            let records = select(
+                &tx,
+                path,
+                &format!("SELECT {COLUMNS} FROM builds WHERE {running} ORDER BY seq"),
+                [],
+            )?;
+            tx.execute(
+                &format!(
+                    "UPDATE builds SET status = 'error', error = ?1, ended = ?2 WHERE {running}"
+                ),
+                params![INTERRUPTED, now()],
+            )
+            .and_then(|_| tx.commit())
+            .map_err(|source| HistoryError::Query {
+                path: path.to_path_buf(),
+                action: "mark interrupted builds".into(),
+                source,
+            })?;
+            Ok(records)
+        })
+        .await
+    }
+
+    /// The build `id`.
+    pub async fn get(&self, id: &str) -> Result<Option<BuildRecord>, HistoryError> {
+        let id = id.to_string();
+        self.with("read a build", move |connection, path| {
+            let mut found = select(
+                connection,
+                path,
+                &format!("SELECT {COLUMNS} FROM builds WHERE id = ?1"),
+                [id],
+            )?;
+            Ok(found.pop())
+        })
+        .await
+    }
+
+    /// The newest build named `name` (`owner/repo/branch`), finished or not.
+    pub async fn latest_for_name(&self, name: &str) -> Result<Option<BuildRecord>, HistoryError> {
+        let name = name.to_string();
+        self.with(
+            "read the latest build of a branch",
+            move |connection, path| {
+                let mut found = select(
+                    connection,
+                    path,
+                    &format!(
+                        "SELECT {COLUMNS} FROM builds WHERE name = ?1 ORDER BY seq DESC LIMIT 1"
+                    ),
+                    [name],
+                )?;
+                Ok(found.pop())
+            },
+        )
+        .await
+    }
+
+    /// Builds not finished (queued, initializing, building), oldest first.
+    pub async fn active(&self) -> Result<Vec<BuildRecord>, HistoryError> {
+        self.with("list active builds", |connection, path| {
+            select(
+                connection,
+                path,
+                &format!(
+                    "SELECT {COLUMNS} FROM builds \
+                     WHERE status IN ('queued', 'initializing', 'building') ORDER BY seq"
+                ),
+                [],
+            )
+        })
+        .await
+    }
+
+    /// Queued builds, oldest first (to resume them at start-up).
+    pub async fn queued(&self) -> Result<Vec<BuildRecord>, HistoryError> {
+        self.with("list queued builds", |connection, path| {
+            select(
+                connection,
+                path,
+                &format!("SELECT {COLUMNS} FROM builds WHERE status = 'queued' ORDER BY seq"),
+                [],
+            )
+        })
+        .await
+    }
+
+    /// Finished builds, newest first: `per_page` of them from page `page` (0-based).
+    pub async fn finished(
+        &self,
+        page: u64,
+        per_page: u64,
+    ) -> Result<Vec<BuildRecord>, HistoryError> {
+        let limit = i64::try_from(per_page).unwrap_or(i64::MAX);
+        let offset = i64::try_from(page.saturating_mul(per_page)).unwrap_or(i64::MAX);
+        self.with("list finished builds", move |connection, path| {
+            select(
+                connection,
+                path,
+                &format!(
+                    "SELECT {COLUMNS} FROM builds \
+                     WHERE status IN ('success', 'error', 'cancelled') \
+                     ORDER BY seq DESC LIMIT ?1 OFFSET ?2"
+                ),
+                params![limit, offset],
+            )
+        })
+        .await
+    }
+
+    /// How many builds have finished.
+    pub async fn finished_count(&self) -> Result<u64, HistoryError> {
+        self.with("count finished builds", |connection, path| {
+            connection
+                .query_row(
+                    "SELECT COUNT(*) FROM builds WHERE status IN ('success', 'error', 'cancelled')",
+                    [],
+                    |row| row.get::<_, i64>(0),
+                )
+                .map(|n| n.max(0) as u64)
+                .map_err(|source| HistoryError::Query {
+                    path: path.to_path_buf(),
+                    action: "count finished builds".into(),
+                    source,
+                })
+        })
+        .await
+    }
+}
+
+fn open_blocking(path: &Path) -> Result<Connection, HistoryError> {
+    let open_error = |source| HistoryError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| HistoryError::Directory {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    let connection = Connection::open(path).map_err(open_error)?;
+    // WAL: readers never wait for the writer, and a commit is durable once
+    // it is in the log. NORMAL sync is safe in WAL mode against a process
+    // crash (kill -9); only a power loss can lose the last commits.
+    connection
+        .pragma_update(None, "journal_mode", "WAL")
+        .and_then(|_| connection.pragma_update(None, "synchronous", "NORMAL"))
+        .and_then(|_| connection.busy_timeout(std::time::Duration::from_secs(5)))
+        .and_then(|_| connection.execute_batch(SCHEMA))
+        .map_err(open_error)?;
+    Ok(connection)
+}
+
+fn select<P: rusqlite::Params>(
+    connection: &Connection,
+    path: &Path,
+    sql: &str,
+    params: P,
+) -> Result<Vec<BuildRecord>, HistoryError> {
+    let query_error = |source| HistoryError::Query {
+        path: path.to_path_buf(),
+        action: "read builds".into(),
+        source,
+    };
+    let mut statement = connection.prepare_cached(sql).map_err(query_error)?;
+    let rows = statement
+        .query_map(params, raw_row)
+        .map_err(query_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(query_error)?;
+    rows.into_iter()
+        .map(|(record, status)| match BuildStatus::from_name(&status) {
+            Some(status) => Ok(BuildRecord { status, ..record }),
+            None => Err(HistoryError::UnknownStatus {
+                path: path.to_path_buf(),
+                id: record.id,
+                status,
+            }),
+        })
+        .collect()
+}
+
+/// A row, with its status still as text (checked by the caller).
+fn raw_row(row: &Row<'_>) -> rusqlite::Result<(BuildRecord, String)> {
+    let status: String = row.get(9)?;
+    Ok((
+        BuildRecord {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            repository: row.get(2)?,
+            branch: row.get(3)?,
+            commit: row.get(4)?,
+            commits: row.get(5)?,
+            tag: row.get(6)?,
+            baseimage: row.get(7)?,
+            script: row.get(8)?,
+            status: BuildStatus::Queued,
+            queued: row.get(10)?,
+            started: row.get(11)?,
+            ended: row.get(12)?,
+            error: row.get(13)?,
+            artifact: row.get(14)?,
+            delivery_id: row.get(15)?,
+            container_id: row.get(16)?,
+        },
+        status,
+    ))
+}
+
+/// A new build id: the time in milliseconds and 32 random bits, in hex
+/// (`18c4f2a9b10-5e3a9c1f`). Sortable by creation, unique across processes,
+/// and made only of characters that are safe in paths and container names.
+fn new_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    // RandomState is seeded from the operating system's randomness per process;
+    // the counter makes two ids of the same process and millisecond differ.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u64(millis);
+    format!("{millis:x}-{:08x}", hasher.finish() as u32)
+}
+
+/// Whether `id` has the shape of a build id (checked before it is used in a path).
+pub fn is_valid_build_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+        && !id.starts_with('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(branch: &str, script: &str) -> NewBuild {
+        let mut b = NewBuild::new(
+            "owner/repo",
+            branch,
+            "0123456789abcdef0123456789abcdef01234567",
+            script,
+            "ubuntu:18.04",
+        );
+        b.commits = r#"[{"id":"0123","message":"first"}]"#.into();
+        b.tag = Some("tools".into());
+        b
+    }
+
+    #[tokio::test]
+    async fn a_push_is_recorded_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/history.sqlite3");
+        let history = History::open(&path).await.unwrap();
+        let Enqueued::Queued(records) = history
+            .enqueue(
+                Some("d-1".into()),
+                vec![build("master", "a.sh"), build("master", "b.sh")],
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("a new delivery is queued");
+        };
+        assert_eq!(records.len(), 2);
+        assert_ne!(records[0].id, records[1].id);
+        assert!(
+            records.iter().all(|r| is_valid_build_id(&r.id)),
+            "{records:?}"
+        );
+        assert_eq!(records[0].name, "owner/repo/master");
+        let id = records[0].id.clone();
+        assert!(history
+            .update(&id, BuildUpdate::started(BuildStatus::Building))
+            .await
+            .unwrap());
+        assert!(history
+            .update(&id, BuildUpdate::container("c0ffee"))
+            .await
+            .unwrap());
+        assert!(history
+            .update(
+                &id,
+                BuildUpdate::finished(BuildStatus::Success, None, Some("x.tar.gz".into()))
+            )
+            .await
+            .unwrap());
+        assert!(!history
+            .update("nope", BuildUpdate::status(BuildStatus::Error))
+            .await
+            .unwrap());
+        drop(history);
+
+        let again = History::open(&path).await.unwrap();
+        let got = again
+            .get(&id)
+            .await
+            .unwrap()
+            .expect("the build is still there");
+        assert_eq!(got.status, BuildStatus::Success);
+        assert_eq!(got.container_id.as_deref(), Some("c0ffee"));
+        assert_eq!(got.artifact.as_deref(), Some("x.tar.gz"));
+        assert_eq!(got.commits, r#"[{"id":"0123","message":"first"}]"#);
+        assert_eq!(got.tag.as_deref(), Some("tools"));
+        assert_eq!(got.delivery_id.as_deref(), Some("d-1"));
+        assert!(got.started.is_some() && got.ended.is_some());
+        assert_eq!(again.queued().await.unwrap().len(), 1);
+        // The WAL mode is persistent, in the file itself.
+        let mode: String = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[tokio::test]
+    async fn a_repeated_delivery_records_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = History::open(dir.path().join("h.db")).await.unwrap();
+        let first = history
+            .enqueue(Some("same".into()), vec![build("master", "a.sh")])
+            .await
+            .unwrap();
+        assert!(matches!(first, Enqueued::Queued(ref r) if r.len() == 1));
+        let second = history
+            .enqueue(Some("same".into()), vec![build("master", "a.sh")])
+            .await
+            .unwrap();
+        assert_eq!(second, Enqueued::Duplicate);
+        assert_eq!(history.active().await.unwrap().len(), 1);
+        // Without a delivery id there is nothing to compare: both are recorded.
+        history
+            .enqueue(None, vec![build("master", "a.sh")])
+            .await
+            .unwrap();
+        history
+            .enqueue(None, vec![build("master", "a.sh")])
+            .await
+            .unwrap();
+        assert_eq!(history.active().await.unwrap().len(), 3);
+        // And the delivery id is remembered across a reopen.
+        drop(history);
+        let again = History::open(dir.path().join("h.db")).await.unwrap();
+        let third = again
+            .enqueue(Some("same".into()), vec![build("master", "a.sh")])
+            .await
+            .unwrap();
+        assert_eq!(third, Enqueued::Duplicate);
+    }
+
+    #[tokio::test]
+    async fn running_builds_are_marked_interrupted_and_queued_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        let history = History::open(&path).await.unwrap();
+        let Enqueued::Queued(records) = history
+            .enqueue(
+                None,
+                vec![
+                    build("a", "1.sh"),
+                    build("b", "2.sh"),
+                    build("c", "3.sh"),
+                    build("d", "4.sh"),
+                ],
+            )
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        history
+            .update(ids[0], BuildUpdate::started(BuildStatus::Initializing))
+            .await
+            .unwrap();
+        history
+            .update(ids[1], BuildUpdate::started(BuildStatus::Building))
+            .await
+            .unwrap();
+        history
+            .update(ids[1], BuildUpdate::container("abc"))
+            .await
+            .unwrap();
+        history
+            .update(
+                ids[2],
+                BuildUpdate::finished(BuildStatus::Success, None, None),
+            )
+            .await
+            .unwrap();
+        drop(history);
+
+        let history = History::open(&path).await.unwrap();
+        let interrupted = history.mark_interrupted().await.unwrap();
+        let interrupted_ids: Vec<&str> = interrupted.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(interrupted_ids, [ids[0], ids[1]]);
+        assert_eq!(interrupted[1].container_id.as_deref(), Some("abc"));
+        for id in &ids[..2] {
+            let r = history.get(id).await.unwrap().unwrap();
+            assert_eq!(r.status, BuildStatus::Error);
+            assert_eq!(r.error.as_deref(), Some(INTERRUPTED));
+            assert!(r.ended.is_some());
+        }
+        assert_eq!(
+            history.get(ids[2]).await.unwrap().unwrap().status,
+            BuildStatus::Success
+        );
+        let queued = history.queued().await.unwrap();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].id, ids[3]);
+        assert!(history.mark_interrupted().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn finished_builds_are_listed_newest_first_by_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = History::open(dir.path().join("h.db")).await.unwrap();
+        let mut ids = Vec::new();
+        for i in 0..7 {
+            let Enqueued::Queued(r) = history
+                .enqueue(None, vec![build("master", &format!("{i}.sh"))])
+                .await
+                .unwrap()
+            else {
+                panic!()
+            };
+            let status = if i % 2 == 0 {
+                BuildStatus::Success
+            } else {
+                BuildStatus::Error
+            };
+            history
+                .update(&r[0].id, BuildUpdate::finished(status, None, None))
+                .await
+                .unwrap();
+            ids.push(r[0].id.clone());
+        }
+        // One still queued: never in the finished list.
+        history
+            .enqueue(None, vec![build("master", "q.sh")])
+            .await
+            .unwrap();
+        assert_eq!(history.finished_count().await.unwrap(), 7);
+        let page0: Vec<String> = history
+            .finished(0, 3)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        let page2: Vec<String> = history
+            .finished(2, 3)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(page0, [ids[6].clone(), ids[5].clone(), ids[4].clone()]);
+        assert_eq!(page2, [ids[0].clone()]);
+        assert!(history.finished(3, 3).await.unwrap().is_empty());
+        let latest = history
+            .latest_for_name("owner/repo/master")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(latest.script, "q.sh");
+        assert!(history
+            .latest_for_name("owner/repo/other")
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn an_unopenable_path_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, "x").unwrap();
+        let err = History::open(blocker.join("h.db")).await.unwrap_err();
+        assert!(matches!(err, HistoryError::Directory { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains(&blocker.display().to_string()),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn build_ids_are_checked_before_use_in_paths() {
+        assert!(is_valid_build_id(&new_id()));
+        assert!(!is_valid_build_id("../etc"));
+        assert!(!is_valid_build_id(""));
+        assert!(!is_valid_build_id("abc/def"));
+        assert_ne!(new_id(), new_id());
+    }
+}
