@@ -35,4 +35,11 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 log "cargo test"
-cargo test --workspace
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+cargo test --workspace 2>&1 | tee "$results"
+
+# One closing line for the whole suite (cargo prints one per test binary,
+# and the last of those is usually an empty doc-test run).
+awk '/^test result:/ { p += $4; f += $6; i += $8 }
+     END { printf "zos-build: %d passed, %d failed, %d skipped\n", p, f, i }' "$results"
