@@ -552,3 +552,37 @@ async fn a_build_cancelled_before_it_starts_runs_nothing() {
     assert!(sink.finished);
     assert_no_container(&executor, &spec.build_id).await;
 }
+
+/// A sink that breaks after its first batch, like a full disk.
+struct Broken;
+
+#[async_trait]
+impl LogSink for Broken {
+    async fn write(&mut self, _: &[LogEvent]) -> Result<(), SinkError> {
+        Err(SinkError::Custom {
+            sink: "broken".into(),
+            source: "disk full".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_failing_sink_aborts_the_build_and_still_removes_the_container() {
+    let executor = executor().await;
+    let spec = BuildSpec::new(build_id("broken-sink"), IMAGE, sh("echo one; sleep 60"));
+    let started = std::time::Instant::now();
+    let result = executor
+        .run(&spec, &mut Broken, &CancellationToken::new())
+        .await;
+    match result {
+        Err(err @ BuildError::LogSink(_)) => {
+            assert!(err.to_string().contains("disk full"), "{err}")
+        }
+        other => panic!("expected a log sink error, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "it did not wait for the sleep"
+    );
+    assert_no_container(&executor, &spec.build_id).await;
+}
