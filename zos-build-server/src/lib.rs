@@ -3,11 +3,19 @@
 //!
 //! The binary (`main.rs`) only parses arguments and wires these modules:
 //!
-//! - [`config`]: the settings, from a YAML file, the environment and defaults.
+//! - [`config`]: the settings, from a YAML file, the environment and defaults;
+//! - [`server`]: start-up (history, catalog, listener) and shutdown;
+//! - [`state`]: what request handlers share;
+//! - [`http`]: the routes: webhooks in, status, history and logs out.
 //!
 //! Everything reusable outside HTTP (executing builds, the history store)
 //! lives in `zos-build-core`; this crate adds what is specific to serving it.
 
 pub mod config;
+pub mod http;
+pub mod server;
+pub mod state;
 
 pub use config::{Config, ConfigError};
+pub use server::{start, RunningServer, StartError};
+pub use state::AppState;

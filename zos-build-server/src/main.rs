@@ -19,7 +19,8 @@ struct Args {
     check_config: bool,
 }
 
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -38,6 +39,17 @@ fn main() -> ExitCode {
         println!("{config:#?}");
         return ExitCode::SUCCESS;
     }
-    eprintln!("zos-build-server: serving is not implemented yet; only --check-config works");
-    ExitCode::from(1)
+    let server = match zos_build_server::start(config).await {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("zos-build-server: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        eprintln!("zos-build-server: cannot wait for Ctrl-C: {e}");
+    }
+    tracing::info!("stopping");
+    server.stop().await;
+    ExitCode::SUCCESS
 }

@@ -1,0 +1,181 @@
+//! The webhook routes: GitHub talks to the server here.
+//!
+//! Every request goes through the same gate, in this order: the body is read
+//! with a size limit (413), the signature is checked when a secret is set
+//! (401: nothing else happens), then the event decides. Only a push on a
+//! tracked branch records anything, and it only records: the answer does not
+//! wait for a build.
+
+use super::push::{self, Push};
+use super::response::{self, Body};
+use super::signature;
+use crate::state::AppState;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::CONTENT_LENGTH;
+use hyper::{Request, Response, StatusCode};
+use zos_build_core::{Enqueued, NewBuild};
+
+/// The largest webhook body accepted (GitHub caps payloads at 25 MB, but a
+/// push payload of more than a few hundred kilobytes is not a push we build).
+pub const MAX_BODY: usize = 10 * 1024 * 1024;
+
+/// Which webhook a request arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    /// `repository-push-endpoint`: pushes on tracked repositories.
+    RepositoryPush,
+    /// `monitor-update-endpoint`: pushes on the configuration repository.
+    MonitorUpdate,
+    /// `/hook/kernel` and the old `/build/<project>/hook`.
+    Kernel,
+}
+
+/// A webhook request checked up to its event: the body and the event name.
+struct Delivery {
+    event: String,
+    id: Option<String>,
+    body: Bytes,
+}
+
+/// Answers a webhook request.
+pub async fn handle(state: &AppState, hook: Hook, request: Request<Incoming>) -> Response<Body> {
+    let delivery = match receive(state, request).await {
+        Ok(delivery) => delivery,
+        Err(response) => return response,
+    };
+    match delivery.event.as_str() {
+        "ping" => return response::text(StatusCode::OK, "PONG"),
+        "push" => {}
+        other => return response::ignored(format!("event {other:?} is not handled")),
+    }
+    let push = match push::parse(&delivery.body) {
+        Ok(push) => push,
+        Err(message) => return response::error(StatusCode::BAD_REQUEST, message),
+    };
+    if push.deleted {
+        return response::ignored(format!("{} was deleted: nothing to build", push.git_ref));
+    }
+    match hook {
+        Hook::RepositoryPush => repository_push(state, delivery.id, push).await,
+        Hook::MonitorUpdate => monitor_update(state, &push),
+        Hook::Kernel => response::ignored("kernel builds are not implemented yet"),
+    }
+}
+
+/// Reads the body (bounded) and checks the signature and the event header.
+async fn receive(state: &AppState, request: Request<Incoming>) -> Result<Delivery, Response<Body>> {
+    let too_large = || {
+        response::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {MAX_BODY} bytes"),
+        )
+    };
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    // Limited stops reading as soon as the total passes the limit, so a
+    // chunked body without a length cannot make us buffer more.
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Err(e) => {
+            return Err(response::error(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {e}"),
+            ))
+        }
+    };
+    if let Some(secret) = &state.config.webhook_secret {
+        let header = parts.headers.get(signature::HEADER).map(|v| v.as_bytes());
+        if let Err(e) = signature::verify(secret.as_bytes(), &body, header) {
+            tracing::warn!(error = %e, "webhook refused");
+            return Err(response::error(StatusCode::UNAUTHORIZED, e.to_string()));
+        }
+    }
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let event = header("x-github-event")
+        .ok_or_else(|| response::error(StatusCode::BAD_REQUEST, "missing X-GitHub-Event header"))?;
+    let id = header("x-github-delivery").filter(|id| !id.is_empty() && id.len() <= 128);
+    Ok(Delivery { event, id, body })
+}
+
+async fn repository_push(state: &AppState, delivery: Option<String>, push: Push) -> Response<Body> {
+    let Some(branch_name) = push.branch.clone() else {
+        return response::ignored(format!("{} is not a branch", push.git_ref));
+    };
+    let Some(catalog) = state.catalog() else {
+        return response::error(StatusCode::BAD_REQUEST, "repository not tracked");
+    };
+    if !catalog.has_repository(&push.repository) {
+        return response::error(StatusCode::BAD_REQUEST, "repository not tracked");
+    }
+    let Some(branch) = catalog.get(&push.repository, &branch_name) else {
+        return response::error(StatusCode::BAD_REQUEST, "branch not tracked");
+    };
+    let commits = push.commits.to_string();
+    let builds = branch
+        .builds
+        .iter()
+        .map(|script| {
+            let mut build = NewBuild::new(
+                &push.repository,
+                &branch_name,
+                &push.commit,
+                &script.script,
+                &script.baseimage,
+            );
+            build.commits = commits.clone();
+            build.tag = script.tag.clone();
+            build
+        })
+        .collect();
+    match state.history.enqueue(delivery.clone(), builds).await {
+        Ok(Enqueued::Duplicate) => {
+            tracing::info!(delivery = ?delivery, "duplicate delivery ignored");
+            response::json(StatusCode::OK, &serde_json::json!({"status": "duplicate"}))
+        }
+        Ok(Enqueued::Queued(records)) => {
+            let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+            tracing::info!(repository = %push.repository, branch = %branch_name, commit = %push.commit, builds = ?ids, "push recorded");
+            response::json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "status": "success",
+                    "builds": ids,
+                    "message": "recorded as queued; this server does not run builds yet",
+                }),
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record a push");
+            response::error(StatusCode::INTERNAL_SERVER_ERROR, "cannot record the push")
+        }
+    }
+}
+
+fn monitor_update(state: &AppState, push: &Push) -> Response<Body> {
+    if state.config.configuration_repository.as_deref() != Some(push.repository.as_str()) {
+        return response::error(
+            StatusCode::BAD_REQUEST,
+            "repository not configured as configuration-repository",
+        );
+    }
+    response::error(
+        StatusCode::NOT_IMPLEMENTED,
+        "reloading the configuration repository on push is not implemented yet",
+    )
+}
