@@ -15,20 +15,26 @@
 //! - the run ends in a [`BuildOutcome`] (exit code, [`Termination`], artifacts)
 //!   or, when it could not be carried out at all, a [`BuildError`];
 //! - a [`History`] records every build in an SQLite file, so that the
-//!   history and the queue survive restarts.
+//!   history and the queue survive restarts;
+//! - [`git::fetch_commit`] fetches exactly the pushed commit, [`artifact_name`]
+//!   names the result, and a [`Publisher`] puts it where it is served.
 //!
 //! This crate knows nothing of HTTP, GitHub or the configuration repository:
 //! the server composes it with those.
 
+pub mod artifact_name;
 pub mod docker;
 mod error;
 mod executor;
+pub mod git;
 pub mod history;
 pub mod log;
 mod outcome;
+pub mod publish;
 pub mod sink;
 mod spec;
 
+pub use artifact_name::{artifact_name, latest_name};
 pub use docker::DockerExecutor;
 pub use error::BuildError;
 pub use executor::Executor;
@@ -37,6 +43,7 @@ pub use history::{
 };
 pub use log::{LogEvent, LogStream};
 pub use outcome::{BuildOutcome, Termination};
+pub use publish::{LocalPublisher, PublishError, Published, Publisher};
 pub use sink::{LogSink, SinkError};
 pub use spec::{BuildSpec, Command, ImageRef, Limits, SourceTree};
 pub use tokio_util::sync::CancellationToken;
