@@ -349,6 +349,19 @@ impl Config {
     pub fn history_path(&self) -> PathBuf {
         self.data_directory.join("history.sqlite3")
     }
+
+    /// The log file of build `id` (an id already checked by
+    /// [`zos_build_core::history::is_valid_build_id`]): written by the
+    /// pipeline, served by `/report/<id>`.
+    pub fn build_log_path(&self, id: &str) -> PathBuf {
+        self.logs_directory.join(format!("{id}.log"))
+    }
+
+    /// The scratch directory of build `id` (source checkout and extracted
+    /// artifacts), removed when the build ends.
+    pub fn build_work_directory(&self, id: &str) -> PathBuf {
+        self.data_directory.join("work").join(id)
+    }
 }
 
 fn parse_file(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {

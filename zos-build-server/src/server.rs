@@ -2,17 +2,23 @@
 //! bind the listener, serve until told to stop.
 //!
 //! Start-up repairs what a crash left behind before anything is accepted:
-//! builds recorded as running are marked `error` ("interrupted by restart").
+//! builds recorded as running are marked `error` ("interrupted by restart"),
+//! the containers this data directory's server left in Docker are swept, and
+//! the builds still `queued` are handed to the scheduler again.
 
 use crate::config::Config;
 use crate::http;
-use crate::state::AppState;
+use crate::pipeline::Scheduler;
+use crate::state::{AppState, SharedCatalog};
+use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use zos_build_core::{CancellationToken, History, HistoryError};
+use zos_build_core::{
+    BuildError, CancellationToken, DockerExecutor, History, HistoryError, LocalPublisher,
+};
 use zos_flist_config::{Catalog, LoadError};
 
 /// The server could not start.
@@ -34,6 +40,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The Docker daemon could not be reached, or its leftovers not swept.
+    #[error("docker: {0}")]
+    Docker(#[from] BuildError),
     /// A blocking start-up task did not finish.
     #[error("start-up task failed: {0}")]
     Task(String),
@@ -51,11 +60,16 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Stops accepting, lets open connections finish their request, and waits.
+    /// Stops accepting, lets open connections finish their request, stops
+    /// the running builds (their containers removed; queued builds stay
+    /// queued for the next start), and waits.
     pub async fn stop(self) {
         self.shutdown.cancel();
         if let Err(e) = self.task.await {
             tracing::warn!(error = %e, "the server task ended abnormally");
+        }
+        if let Some(scheduler) = &self.state.scheduler {
+            scheduler.shutdown().await;
         }
     }
 }
@@ -70,8 +84,49 @@ pub fn local_configuration_directory(config: &Config) -> Option<PathBuf> {
     path.is_dir().then(|| path.to_path_buf())
 }
 
-/// Opens the history, loads the catalog, binds and starts serving.
+/// The Docker instance name of the server of `data_directory`: a short hash
+/// of its canonical path, so that two servers sharing a daemon (each with its
+/// own data directory) never sweep each other's containers.
+pub fn instance_name(data_directory: &Path) -> String {
+    let path = std::fs::canonicalize(data_directory)
+        .or_else(|_| std::path::absolute(data_directory))
+        .unwrap_or_else(|_| data_directory.to_path_buf());
+    let digest = Sha256::digest(path.as_os_str().as_encoded_bytes());
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("zos-build-{hex}")
+}
+
+/// Opens the history, loads the catalog, connects to Docker (sweeping what a
+/// previous run left there), binds, resumes queued builds and starts serving.
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    start_with(config, true).await
+}
+
+/// Like [`start`], but runs no build: pushes are only recorded as `queued`
+/// and Docker is never contacted. For tests of the HTTP layer, which drive
+/// the history themselves, and for a read-only view of a history.
+pub async fn start_without_builds(config: Config) -> Result<RunningServer, StartError> {
+    start_with(config, false).await
+}
+
+async fn connect_docker(config: &Config) -> Result<DockerExecutor, StartError> {
+    let executor = match &config.docker_host {
+        Some(address) => DockerExecutor::connect_to(address).await?,
+        None => DockerExecutor::connect().await?,
+    };
+    let instance = instance_name(&config.data_directory);
+    let executor = executor
+        .with_instance(instance.clone())
+        .with_name_prefix(config.container_name_prefix.clone());
+    let removed = executor.sweep().await?;
+    tracing::info!(address = %executor.address(), %instance, "connected to Docker");
+    for id in &removed {
+        tracing::warn!(container = %id, "removed a build container left behind by a previous run");
+    }
+    Ok(executor)
+}
+
+async fn start_with(config: Config, run_builds: bool) -> Result<RunningServer, StartError> {
     let history = History::open(config.history_path()).await?;
     let interrupted = history.mark_interrupted().await?;
     for build in &interrupted {
@@ -98,6 +153,11 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             None
         }
     };
+    let executor = if run_builds {
+        Some(connect_docker(&config).await?)
+    } else {
+        None
+    };
     let address = SocketAddr::new(config.http_listen, config.http_port);
     let listener = TcpListener::bind(address)
         .await
@@ -105,7 +165,23 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let address = listener
         .local_addr()
         .map_err(|source| StartError::Bind { address, source })?;
-    let state = Arc::new(AppState::new(config, history, catalog));
+    let catalog = SharedCatalog::new(catalog);
+    let scheduler = executor.map(|executor| {
+        Scheduler::new(
+            config.clone(),
+            history.clone(),
+            catalog.clone(),
+            Arc::new(executor),
+            Arc::new(LocalPublisher::new(config.artifacts_directory.clone())),
+        )
+    });
+    if let Some(scheduler) = &scheduler {
+        let resumed = scheduler.resume().await?;
+        if resumed > 0 {
+            tracing::info!(builds = resumed, "queued builds resumed");
+        }
+    }
+    let state = Arc::new(AppState::new(config, history, catalog, scheduler));
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(http::serve(listener, state.clone(), shutdown.clone()));
     tracing::info!(%address, "listening");

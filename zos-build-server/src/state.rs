@@ -1,13 +1,44 @@
-//! What every request handler shares: the settings, the history and the
-//! catalog of tracked branches.
+//! What every request handler shares: the settings, the history, the
+//! catalog of tracked branches and the scheduler that runs builds.
 //!
 //! The catalog sits behind a lock holding an `Arc`, so a reload swaps it in
-//! one step and a request in flight keeps the catalog it started with.
+//! one step and a request in flight keeps the catalog it started with. The
+//! lock itself is shared ([`SharedCatalog`]) with the scheduler, which looks
+//! a build script's archive and artifact up when the build starts.
 
 use crate::config::Config;
+use crate::pipeline::Scheduler;
 use std::sync::{Arc, PoisonError, RwLock};
 use zos_build_core::History;
 use zos_flist_config::Catalog;
+
+/// The current catalog, shared by the handlers and the scheduler.
+#[derive(Debug, Clone, Default)]
+pub struct SharedCatalog {
+    inner: Arc<RwLock<Option<Arc<Catalog>>>>,
+}
+
+impl SharedCatalog {
+    /// A shared catalog holding `catalog` (None: nothing is tracked).
+    pub fn new(catalog: Option<Catalog>) -> SharedCatalog {
+        SharedCatalog {
+            inner: Arc::new(RwLock::new(catalog.map(Arc::new))),
+        }
+    }
+
+    /// The catalog now; None when no configuration repository is loaded.
+    pub fn get(&self) -> Option<Arc<Catalog>> {
+        self.inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the catalog.
+    pub fn set(&self, catalog: Catalog) {
+        *self.inner.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(catalog));
+    }
+}
 
 /// The server's shared state.
 #[derive(Debug)]
@@ -16,29 +47,35 @@ pub struct AppState {
     pub config: Config,
     /// The build history.
     pub history: History,
-    catalog: RwLock<Option<Arc<Catalog>>>,
+    /// Runs queued builds; None when the server was started without builds
+    /// ([`crate::server::start_without_builds`]): pushes are then only recorded.
+    pub scheduler: Option<Scheduler>,
+    catalog: SharedCatalog,
 }
 
 impl AppState {
-    /// State over `history`, with `catalog` (None: nothing is tracked).
-    pub fn new(config: Config, history: History, catalog: Option<Catalog>) -> AppState {
+    /// State over `history` and `catalog`, with the scheduler that runs builds (if any).
+    pub fn new(
+        config: Config,
+        history: History,
+        catalog: SharedCatalog,
+        scheduler: Option<Scheduler>,
+    ) -> AppState {
         AppState {
             config,
             history,
-            catalog: RwLock::new(catalog.map(Arc::new)),
+            scheduler,
+            catalog,
         }
     }
 
     /// The catalog now; None when no configuration repository is loaded.
     pub fn catalog(&self) -> Option<Arc<Catalog>> {
-        self.catalog
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.catalog.get()
     }
 
     /// Replaces the catalog.
     pub fn set_catalog(&self, catalog: Catalog) {
-        *self.catalog.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(catalog));
+        self.catalog.set(catalog);
     }
 }

@@ -3,8 +3,8 @@
 //! Every request goes through the same gate, in this order: the body is read
 //! with a size limit (413), the signature is checked when a secret is set
 //! (401: nothing else happens), then the event decides. Only a push on a
-//! tracked branch records anything, and it only records: the answer does not
-//! wait for a build.
+//! tracked branch records anything: it records the builds as `queued` and
+//! hands them to the scheduler; the answer does not wait for a build.
 
 use super::push::{self, Push};
 use super::response::{self, Body};
@@ -149,14 +149,21 @@ async fn repository_push(state: &AppState, delivery: Option<String>, push: Push)
             response::json(StatusCode::OK, &serde_json::json!({"status": "duplicate"}))
         }
         Ok(Enqueued::Queued(records)) => {
-            let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+            let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
             tracing::info!(repository = %push.repository, branch = %branch_name, commit = %push.commit, builds = ?ids, "push recorded");
+            let message = match &state.scheduler {
+                Some(scheduler) => {
+                    scheduler.submit(records);
+                    "queued: builds start as soon as a slot is free"
+                }
+                None => "recorded as queued; this server was started without builds",
+            };
             response::json(
                 StatusCode::OK,
                 &serde_json::json!({
                     "status": "success",
                     "builds": ids,
-                    "message": "recorded as queued; this server does not run builds yet",
+                    "message": message,
                 }),
             )
         }

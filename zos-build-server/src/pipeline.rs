@@ -1,0 +1,504 @@
+//! The scheduler: turns queued builds into finished ones.
+//!
+//! Why it exists: the webhook must answer GitHub at once, so it only records a
+//! push as `queued` builds in the history. Something else has to run them,
+//! one container each, without running more than the machine can take, and
+//! without wasting a slot on a commit that a newer push has already replaced.
+//!
+//! How data flows:
+//!
+//! 1. [`Scheduler::submit`] receives the records of one push (from the
+//!    webhook, or from the history's `queued` list at start-up). Builds of the
+//!    same name (`owner/repo/branch`) that are still queued or running are
+//!    superseded: their cancellation token is cancelled. Each new build gets a
+//!    task and a token of its own.
+//! 2. The task waits for a permit of a global semaphore of
+//!    `max-concurrent-builds`; while it waits the build stays `queued`. A
+//!    build cancelled in the queue ends `cancelled` without running.
+//! 3. With a permit: `initializing` (the pushed commit is fetched with git into
+//!    `<data>/work/<id>/<repo>`), then `building` (the build script runs in a
+//!    fresh container through the [`Executor`], every line going to the
+//!    build's log file, the one `/report/<id>` serves).
+//! 4. The outcome is written to the history: `success` with the published
+//!    artifact's name, `error` with a message saying why, or `cancelled`. A
+//!    last line of the log says the same, and the work directory is removed.
+//!
+//! On shutdown every token is cancelled: running builds end `error`
+//! ("interrupted by server shutdown") with their containers removed by the
+//! executor, and builds still waiting keep `queued`, to be resumed by the next
+//! start.
+
+use crate::config::Config;
+use crate::state::SharedCatalog;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+use zos_build_core::git;
+use zos_build_core::log::Sequencer;
+use zos_build_core::sink::FileSink;
+use zos_build_core::{
+    artifact_name, BuildError, BuildOutcome, BuildRecord, BuildSpec, BuildStatus, BuildUpdate,
+    CancellationToken, Command, Executor, History, LogSink, LogStream, Publisher, Termination,
+};
+
+/// The error recorded for a build cancelled because a newer push of its
+/// branch arrived.
+pub const SUPERSEDED: &str = "superseded by a newer push";
+/// The error recorded for a build stopped because the server shut down.
+pub const SHUT_DOWN: &str = "interrupted by server shutdown";
+
+/// Runs queued builds. Cheap to clone; clones share the queue.
+#[derive(Clone)]
+pub struct Scheduler {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("available_permits", &self.inner.permits.available_permits())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    config: Config,
+    history: History,
+    catalog: SharedCatalog,
+    executor: Arc<dyn Executor>,
+    publisher: Arc<dyn Publisher>,
+    permits: Arc<Semaphore>,
+    /// Build name → the builds of that name that are queued or running.
+    active: Mutex<HashMap<String, Vec<ActiveBuild>>>,
+    /// Parent of every build's token: cancelled on shutdown.
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+struct ActiveBuild {
+    id: String,
+    cancel: CancellationToken,
+}
+
+/// How a build ended, before it is written down.
+enum Ending {
+    Success { artifact: String },
+    Failed(String),
+    Cancelled,
+    Interrupted,
+}
+
+impl Scheduler {
+    /// A scheduler running at most `config.max_concurrent_builds` builds at
+    /// once with `executor`, publishing with `publisher`, looking build
+    /// scripts up in `catalog` and recording everything in `history`.
+    pub fn new(
+        config: Config,
+        history: History,
+        catalog: SharedCatalog,
+        executor: Arc<dyn Executor>,
+        publisher: Arc<dyn Publisher>,
+    ) -> Scheduler {
+        let permits = Arc::new(Semaphore::new(config.max_concurrent_builds.max(1)));
+        Scheduler {
+            inner: Arc::new(Inner {
+                config,
+                history,
+                catalog,
+                executor,
+                publisher,
+                permits,
+                active: Mutex::new(HashMap::new()),
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            }),
+        }
+    }
+
+    /// Schedules the builds of one push (recorded as `queued`), cancelling
+    /// the queued or running builds of the same names that are not among them.
+    pub fn submit(&self, records: Vec<BuildRecord>) {
+        let inner = &self.inner;
+        let new_ids: HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        let mut tokens = Vec::with_capacity(records.len());
+        {
+            let mut active = inner.lock_active();
+            let names: HashSet<&str> = records.iter().map(|r| r.name.as_str()).collect();
+            for name in names {
+                for old in active.get(name).into_iter().flatten() {
+                    if !new_ids.contains(old.id.as_str()) && !old.cancel.is_cancelled() {
+                        tracing::info!(build = %old.id, %name, "superseded by a newer push: cancelling");
+                        old.cancel.cancel();
+                    }
+                }
+            }
+            for record in &records {
+                let cancel = inner.shutdown.child_token();
+                active
+                    .entry(record.name.clone())
+                    .or_default()
+                    .push(ActiveBuild {
+                        id: record.id.clone(),
+                        cancel: cancel.clone(),
+                    });
+                tokens.push(cancel);
+            }
+        }
+        for (record, cancel) in records.into_iter().zip(tokens) {
+            let inner = inner.clone();
+            inner.tasks.clone().spawn(async move {
+                let registration = Registration {
+                    inner: inner.clone(),
+                    name: record.name.clone(),
+                    id: record.id.clone(),
+                };
+                inner.run(record, cancel).await;
+                drop(registration);
+            });
+        }
+    }
+
+    /// Resumes the builds the history holds as `queued` (at start-up),
+    /// oldest first, one submission per push, so that a newer push still
+    /// supersedes an older one of the same branch.
+    pub async fn resume(&self) -> Result<usize, zos_build_core::HistoryError> {
+        let queued = self.inner.history.queued().await?;
+        let count = queued.len();
+        let mut group: Vec<BuildRecord> = Vec::new();
+        for record in queued {
+            let same_push = group.first().is_some_and(|first| {
+                first.name == record.name
+                    && first.commit == record.commit
+                    && first.queued == record.queued
+                    && first.delivery_id == record.delivery_id
+            });
+            if !same_push && !group.is_empty() {
+                self.submit(std::mem::take(&mut group));
+            }
+            group.push(record);
+        }
+        if !group.is_empty() {
+            self.submit(group);
+        }
+        Ok(count)
+    }
+
+    /// Ids of the builds queued or running now.
+    pub fn active_ids(&self) -> Vec<String> {
+        self.inner
+            .lock_active()
+            .values()
+            .flatten()
+            .map(|b| b.id.clone())
+            .collect()
+    }
+
+    /// Cancels every build and waits until the running ones have ended and
+    /// their containers are gone. Builds still waiting keep `queued`.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+}
+
+/// Removes a build from the active map when its task ends, however it ends.
+struct Registration {
+    inner: Arc<Inner>,
+    name: String,
+    id: String,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut active = self.inner.lock_active();
+        if let Some(list) = active.get_mut(&self.name) {
+            list.retain(|b| b.id != self.id);
+            if list.is_empty() {
+                active.remove(&self.name);
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn lock_active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<ActiveBuild>>> {
+        self.active.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One build, from the queue to its end.
+    async fn run(&self, record: BuildRecord, cancel: CancellationToken) {
+        let id = record.id.as_str();
+        let permit = tokio::select! {
+            biased;
+            () = cancel.cancelled() => None,
+            permit = self.permits.clone().acquire_owned() => permit.ok(),
+        };
+        let Some(_permit) = permit else {
+            if self.shutdown.is_cancelled() {
+                tracing::info!(build = %id, "server stopping: the build stays queued");
+                return;
+            }
+            let log = self.config.build_log_path(id);
+            append_line(
+                &log,
+                &format!("[zos-build] cancelled before it started: {SUPERSEDED}"),
+            )
+            .await;
+            self.record(
+                id,
+                BuildUpdate::finished(BuildStatus::Cancelled, Some(SUPERSEDED.into()), None),
+            )
+            .await;
+            tracing::info!(build = %id, "cancelled while queued");
+            return;
+        };
+        self.record(id, BuildUpdate::started(BuildStatus::Initializing))
+            .await;
+        tracing::info!(build = %id, name = %record.name, commit = %record.commit, "build started");
+        let work = self.config.build_work_directory(id);
+        let log = self.config.build_log_path(id);
+        let ending = match FileSink::create(&log).await {
+            Ok(mut sink) => {
+                let ending = self.build(&record, &work, &mut sink, &cancel).await;
+                let mut seq = Sequencer::default();
+                let last = seq.event(LogStream::System, last_line(&ending));
+                let written = async {
+                    sink.write(&[last]).await?;
+                    sink.finish().await
+                };
+                if let Err(e) = written.await {
+                    tracing::warn!(build = %id, error = %e, "cannot write the last log line");
+                }
+                ending
+            }
+            Err(e) => Ending::Failed(e.to_string()),
+        };
+        remove_work_directory(id, &work).await;
+        let update = match &ending {
+            Ending::Success { artifact } => {
+                BuildUpdate::finished(BuildStatus::Success, None, Some(artifact.clone()))
+            }
+            Ending::Failed(message) => {
+                BuildUpdate::finished(BuildStatus::Error, Some(message.clone()), None)
+            }
+            Ending::Cancelled => {
+                BuildUpdate::finished(BuildStatus::Cancelled, Some(SUPERSEDED.into()), None)
+            }
+            Ending::Interrupted => {
+                BuildUpdate::finished(BuildStatus::Error, Some(SHUT_DOWN.into()), None)
+            }
+        };
+        self.record(id, update).await;
+        tracing::info!(build = %id, ending = %last_line(&ending), "build ended");
+    }
+
+    /// Fetches, runs and publishes; everything between `initializing` and the end.
+    async fn build(
+        &self,
+        record: &BuildRecord,
+        work: &Path,
+        sink: &mut FileSink,
+        cancel: &CancellationToken,
+    ) -> Ending {
+        let mut seq = Sequencer::default();
+        let Some(script) = self.catalog.get().and_then(|catalog| {
+            catalog
+                .get(&record.repository, &record.branch)
+                .and_then(|branch| branch.builds.iter().find(|b| b.script == record.script))
+                .cloned()
+        }) else {
+            return Ending::Failed(format!(
+                "build script {} of {} is no longer in the configuration",
+                record.script, record.name
+            ));
+        };
+        let repo_name = record
+            .repository
+            .rsplit('/')
+            .next()
+            .unwrap_or(&record.repository);
+        let source = work.join(repo_name);
+        let url = git::repository_url(&self.config.git_base_url, &record.repository);
+        let line = seq.event(
+            LogStream::System,
+            format!("[zos-build] fetching {url} at {}", record.commit),
+        );
+        if let Err(e) = sink.write(&[line]).await {
+            return Ending::Failed(e.to_string());
+        }
+        let fetched = tokio::select! {
+            () = cancel.cancelled() => return self.cancelled(),
+            fetched = git::fetch_commit(&url, &record.commit, &source) => fetched,
+        };
+        if let Err(e) = fetched {
+            return Ending::Failed(format!("cannot fetch the source: {e}"));
+        }
+        self.record(&record.id, BuildUpdate::status(BuildStatus::Building))
+            .await;
+        let script_path = format!("/{repo_name}/{}", record.script.trim_start_matches('/'));
+        let artifact_path = format!(
+            "{}/{}",
+            script.archives.trim_end_matches('/'),
+            script.artifact
+        );
+        let mut spec = BuildSpec::new(
+            record.id.as_str(),
+            record.baseimage.as_str(),
+            Command::ScriptFile(script_path),
+        )
+        .source(&source, format!("/{repo_name}"))
+        .artifact(artifact_path)
+        .artifact_dir(work.join("out"))
+        .timeout(self.config.maximum_execution_time);
+        if let Some(bytes) = self.config.build_memory_limit {
+            spec = spec.memory_limit(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
+        if let Some(cpus) = self.config.build_cpus {
+            spec = spec.cpus(cpus);
+        }
+        for (name, ip) in &self.config.extra_hosts {
+            spec = spec.extra_host(name.as_str(), ip.as_str());
+        }
+        let outcome = match self.executor.run(&spec, sink, cancel).await {
+            Ok(outcome) => outcome,
+            Err(BuildError::CancelledBeforeStart) => return self.cancelled(),
+            Err(e) => return Ending::Failed(e.to_string()),
+        };
+        self.record(&record.id, BuildUpdate::container(&outcome.container_id))
+            .await;
+        match self.judge(&outcome) {
+            Some(ending) => ending,
+            None => self.publish(record, &outcome).await,
+        }
+    }
+
+    /// The ending of a build that did not succeed; None when it did.
+    fn judge(&self, outcome: &BuildOutcome) -> Option<Ending> {
+        Some(match outcome.termination {
+            Termination::Exited => match outcome.exit_code {
+                Some(0) => return None,
+                Some(code) => Ending::Failed(format!("build script exited with status {code}")),
+                None => Ending::Failed("build script exited with an unknown status".into()),
+            },
+            Termination::TimedOut => Ending::Failed(format!(
+                "maximum execution time ({}) reached",
+                format_duration(self.config.maximum_execution_time)
+            )),
+            Termination::Cancelled => self.cancelled(),
+            Termination::OutOfMemory => Ending::Failed("out of memory".into()),
+            _ => Ending::Failed(outcome.describe()),
+        })
+    }
+
+    /// Publishes the artifact of a successful build under its name.
+    async fn publish(&self, record: &BuildRecord, outcome: &BuildOutcome) -> Ending {
+        let Some(artifact) = outcome.artifacts.first() else {
+            return Ending::Failed("the build produced no artifact".into());
+        };
+        let name = artifact_name(
+            &record.repository,
+            record.tag.as_deref(),
+            &record.branch,
+            &record.commit,
+        );
+        match self.publisher.publish(artifact, &name).await {
+            Ok(published) => {
+                tracing::info!(build = %record.id, artifact = %published.name, location = %published.location, "artifact published");
+                Ending::Success {
+                    artifact: published.name,
+                }
+            }
+            Err(e) => Ending::Failed(format!("cannot publish the artifact: {e}")),
+        }
+    }
+
+    /// A build stopped by its token: superseded, or the server is stopping.
+    fn cancelled(&self) -> Ending {
+        if self.shutdown.is_cancelled() {
+            Ending::Interrupted
+        } else {
+            Ending::Cancelled
+        }
+    }
+
+    /// Writes `update` to the history; a failure is logged (the build goes on).
+    async fn record(&self, id: &str, update: BuildUpdate) {
+        if let Err(e) = self.history.update(id, update).await {
+            tracing::error!(build = %id, error = %e, "cannot record a build's progress");
+        }
+    }
+}
+
+/// The last line of a build's log.
+fn last_line(ending: &Ending) -> String {
+    match ending {
+        Ending::Success { artifact } => {
+            format!("[zos-build] build succeeded: published {artifact}")
+        }
+        Ending::Failed(message) => format!("[zos-build] build failed: {message}"),
+        Ending::Cancelled => format!("[zos-build] build cancelled: {SUPERSEDED}"),
+        Ending::Interrupted => format!("[zos-build] build stopped: {SHUT_DOWN}"),
+    }
+}
+
+/// Appends one line to a log file; a failure is logged.
+async fn append_line(path: &Path, text: &str) {
+    let result = async {
+        let mut sink = FileSink::create(path).await?;
+        let mut seq = Sequencer::default();
+        sink.write(&[seq.event(LogStream::System, text.to_string())])
+            .await?;
+        sink.finish().await
+    };
+    if let Err(e) = result.await {
+        tracing::warn!(path = %path.display(), error = %e, "cannot write to a build log");
+    }
+}
+
+async fn remove_work_directory(id: &str, work: &PathBuf) {
+    match tokio::fs::remove_dir_all(work).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(build = %id, path = %work.display(), error = %e, "cannot remove a build's work directory");
+        }
+    }
+}
+
+/// `45m`, `1h30m`, `2s`, `500ms`: how durations are written in the configuration.
+pub fn format_duration(duration: Duration) -> String {
+    let total = duration.as_secs();
+    if total == 0 {
+        return format!("{}ms", duration.as_millis());
+    }
+    let (hours, minutes, seconds) = (total / 3600, total / 60 % 60, total % 60);
+    let mut text = String::new();
+    if hours > 0 {
+        text.push_str(&format!("{hours}h"));
+    }
+    if minutes > 0 {
+        text.push_str(&format!("{minutes}m"));
+    }
+    if seconds > 0 {
+        text.push_str(&format!("{seconds}s"));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_written_as_in_the_configuration() {
+        assert_eq!(format_duration(Duration::from_secs(45 * 60)), "45m");
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(format_duration(Duration::from_secs(2)), "2s");
+        assert_eq!(format_duration(Duration::from_secs(3661)), "1h1m1s");
+        assert_eq!(format_duration(Duration::from_millis(500)), "500ms");
+    }
+}

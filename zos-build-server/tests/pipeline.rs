@@ -1,0 +1,326 @@
+//! The pipeline for real: the server started in-process on a temporary data
+//! directory, a configuration repository and a source repository made by the
+//! test (served through a `file://` git base URL), signed pushes over TCP, the
+//! real Docker daemon and the busybox test image.
+
+#[path = "../../zos-build-core/tests/common/mod.rs"]
+mod common;
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use zos_build_core::{BuildRecord, BuildStatus};
+use zos_build_server::http::signature;
+use zos_build_server::{Config, RunningServer};
+
+const SECRET: &str = "pipeline-secret";
+const REPOSITORY: &str = "acme/widget";
+
+/// Docker-heavy tests of this binary run one at a time, so that their
+/// timings do not depend on each other.
+static DOCKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.org")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.org")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+struct Harness {
+    dir: tempfile::TempDir,
+    config: Config,
+    server: Option<RunningServer>,
+    client: reqwest::Client,
+    deliveries: u32,
+}
+
+impl Harness {
+    /// A server tracking `acme/widget` `master` (script `build.sh`, artifact
+    /// `/target/widget.tar.gz`), whose source repository is empty so far.
+    async fn start(extra_config: &str) -> Harness {
+        // Imports the test image when it is missing.
+        common::executor().await;
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = dir.path().join("config-repo");
+        std::fs::create_dir_all(catalog.join(REPOSITORY)).unwrap();
+        std::fs::write(
+            catalog.join(REPOSITORY).join("master.yaml"),
+            format!(
+                "buildscripts:\n  - build.sh\nbuild.sh:\n  baseimage: {}\n  archives: /target\n  artifact: widget.tar.gz\n",
+                common::IMAGE
+            ),
+        )
+        .unwrap();
+        let repo = dir.path().join("git").join(REPOSITORY);
+        std::fs::create_dir_all(&repo).unwrap();
+        git(&repo, &["init", "-q", "-b", "master"]);
+        let yaml = format!(
+            "data-directory: {data}\nhttp-port: 0\nconfiguration-repository: {catalog}\n\
+             webhook-secret: {SECRET}\ngit-base-url: file://{git}\n\
+             container-name-prefix: zos-build-pipeline-test-\n{extra_config}",
+            data = dir.path().join("data").display(),
+            catalog = catalog.display(),
+            git = dir.path().join("git").display(),
+        );
+        let config = Config::from_yaml(&yaml, Path::new("test.yaml")).unwrap();
+        let server = zos_build_server::start(config.clone()).await.unwrap();
+        Harness {
+            dir,
+            config,
+            server: Some(server),
+            client: reqwest::Client::new(),
+            deliveries: 0,
+        }
+    }
+
+    fn server(&self) -> &RunningServer {
+        self.server.as_ref().unwrap()
+    }
+
+    fn repo(&self) -> PathBuf {
+        self.dir.path().join("git").join(REPOSITORY)
+    }
+
+    /// Commits `script` as `build.sh`; returns the commit.
+    fn commit(&self, script: &str) -> String {
+        let repo = self.repo();
+        std::fs::write(repo.join("build.sh"), script).unwrap();
+        git(&repo, &["add", "build.sh"]);
+        git(&repo, &["commit", "-q", "-m", "build.sh"]);
+        git(&repo, &["rev-parse", "HEAD"])
+    }
+
+    /// Sends a signed push of `commit` on master; returns the build ids.
+    async fn push(&mut self, commit: &str) -> Vec<String> {
+        self.deliveries += 1;
+        let body = json!({
+            "ref": "refs/heads/master",
+            "after": commit,
+            "deleted": false,
+            "repository": {"full_name": REPOSITORY, "name": "widget"},
+            "head_commit": {"id": commit, "message": "change"},
+            "commits": [{"id": commit, "message": "change"}],
+        })
+        .to_string()
+        .into_bytes();
+        let response = self
+            .client
+            .post(format!(
+                "http://{}/hook/monitor-watch",
+                self.server().address
+            ))
+            .header("X-GitHub-Event", "push")
+            .header("X-GitHub-Delivery", format!("delivery-{}", self.deliveries))
+            .header("Content-Type", "application/json")
+            .header(
+                "X-Hub-Signature-256",
+                signature::sign(SECRET.as_bytes(), &body),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["status"], "success", "{answer}");
+        assert!(
+            !answer["message"]
+                .as_str()
+                .unwrap()
+                .contains("does not run builds"),
+            "{answer}"
+        );
+        answer["builds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|id| id.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    async fn record(&self, id: &str) -> BuildRecord {
+        self.server()
+            .state
+            .history
+            .get(id)
+            .await
+            .unwrap()
+            .expect("the build is in the history")
+    }
+
+    /// Waits (at most `limit`) until `check` holds for the build's record.
+    async fn wait_for(
+        &self,
+        id: &str,
+        limit: Duration,
+        what: &str,
+        check: impl Fn(&BuildRecord) -> bool,
+    ) -> BuildRecord {
+        let start = Instant::now();
+        loop {
+            let record = self.record(id).await;
+            if check(&record) {
+                return record;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "build {id} not {what} after {limit:?}: {record:?}\nlog:\n{}",
+                self.report(id).await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn finished(&self, id: &str) -> BuildRecord {
+        self.wait_for(id, Duration::from_secs(60), "finished", |r| {
+            r.status.is_finished()
+        })
+        .await
+    }
+
+    /// `GET /report/<id>`.
+    async fn report(&self, id: &str) -> String {
+        let response = self
+            .client
+            .get(format!("http://{}/report/{id}", self.server().address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        response.text().await.unwrap()
+    }
+
+    /// Stops the server, then checks that no container and no work
+    /// directory of `ids` remains.
+    async fn stop_and_check_clean(mut self, ids: &[String]) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+        let executor = common::executor().await;
+        for id in ids {
+            common::assert_no_container(&executor, id).await;
+            let work = self.config.build_work_directory(id);
+            assert!(!work.exists(), "{} was left behind", work.display());
+        }
+    }
+}
+
+const WIDGET: &str = "#!/bin/sh\nset -e\necho 'widget: compiling'\necho 'widget: linking' >&2\n\
+mkdir -p /target\nprintf 'widget artifact\\n' > /target/widget.tar.gz\necho 'widget: done'\n";
+
+#[tokio::test]
+async fn a_signed_push_builds_and_publishes_the_artifact() {
+    let _docker = DOCKER.lock().await;
+    let mut h = Harness::start("").await;
+    let commit = h.commit(WIDGET);
+    let ids = h.push(&commit).await;
+    assert_eq!(ids.len(), 1, "one build per listed script");
+    let record = h.finished(&ids[0]).await;
+    let log = h.report(&ids[0]).await;
+    assert_eq!(record.status, BuildStatus::Success, "{record:?}\n{log}");
+    assert_eq!(record.commit, commit);
+    let name = format!("acme-widget-master-{}.tar.gz", &commit[..10]);
+    assert_eq!(record.artifact.as_deref(), Some(name.as_str()));
+    assert!(record.started.is_some() && record.ended.is_some());
+    let published = h.config.artifacts_directory.join(&name);
+    assert_eq!(
+        std::fs::read_to_string(&published).unwrap(),
+        "widget artifact\n",
+        "{} holds the script's artifact",
+        published.display()
+    );
+    for line in ["widget: compiling", "widget: linking", "widget: done"] {
+        assert!(log.contains(line), "{line:?} missing from the log:\n{log}");
+    }
+    assert!(
+        log.trim_end().ends_with(&format!("published {name}")),
+        "the last line says how it ended:\n{log}"
+    );
+    h.stop_and_check_clean(&ids).await;
+}
+
+#[tokio::test]
+async fn a_failing_script_ends_in_error_with_its_status() {
+    let _docker = DOCKER.lock().await;
+    let mut h = Harness::start("").await;
+    let commit = h.commit("#!/bin/sh\necho 'about to fail'\nexit 3\n");
+    let ids = h.push(&commit).await;
+    let record = h.finished(&ids[0]).await;
+    assert_eq!(record.status, BuildStatus::Error, "{record:?}");
+    assert_eq!(
+        record.error.as_deref(),
+        Some("build script exited with status 3")
+    );
+    assert_eq!(record.artifact, None);
+    let log = h.report(&ids[0]).await;
+    assert!(log.contains("about to fail"), "{log}");
+    assert!(
+        log.trim_end()
+            .ends_with("build failed: build script exited with status 3"),
+        "{log}"
+    );
+    let published: Vec<_> = std::fs::read_dir(&h.config.artifacts_directory)
+        .map(|dir| dir.filter_map(Result::ok).collect())
+        .unwrap_or_default();
+    assert!(published.is_empty(), "nothing is published: {published:?}");
+    h.stop_and_check_clean(&ids).await;
+}
+
+#[tokio::test]
+async fn a_newer_push_cancels_the_running_build_of_the_branch() {
+    let _docker = DOCKER.lock().await;
+    let mut h = Harness::start("max-concurrent-builds: 1\n").await;
+    let slow = h.commit("#!/bin/sh\necho 'slow: started'\nsleep 60\necho 'slow: finished'\n");
+    let first = h.push(&slow).await;
+    // Running for real: the script has printed its first line.
+    let start = Instant::now();
+    while !h.report(&first[0]).await.contains("slow: started") {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the slow build never started: {:?}",
+            h.record(&first[0]).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fast = h.commit(WIDGET);
+    let second = h.push(&fast).await;
+    let cancelled = h.finished(&first[0]).await;
+    assert_eq!(cancelled.status, BuildStatus::Cancelled, "{cancelled:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(50),
+        "cancelled promptly, not after the script's sleep"
+    );
+    let log = h.report(&first[0]).await;
+    assert!(!log.contains("slow: finished"), "{log}");
+    assert!(
+        log.trim_end().ends_with("superseded by a newer push"),
+        "{log}"
+    );
+    // The slot is freed and the newer push builds.
+    let built = h.finished(&second[0]).await;
+    assert_eq!(built.status, BuildStatus::Success, "{built:?}");
+    let name = format!("acme-widget-master-{}.tar.gz", &fast[..10]);
+    assert!(h.config.artifacts_directory.join(&name).is_file());
+    assert!(
+        !h.config
+            .artifacts_directory
+            .join(format!("acme-widget-master-{}.tar.gz", &slow[..10]))
+            .exists(),
+        "the cancelled build published nothing"
+    );
+    let ids = [first, second].concat();
+    h.stop_and_check_clean(&ids).await;
+}
