@@ -614,6 +614,53 @@ impl History {
         .await
     }
 
+    /// The newest `limit` builds of any status, newest first; only those
+    /// named `name` (`owner/repo/branch`) when given.
+    pub async fn recent(
+        &self,
+        name: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<BuildRecord>, HistoryError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let name = name.map(str::to_string);
+        self.with("list recent builds", move |connection, path| {
+            select(
+                connection,
+                path,
+                &format!(
+                    "SELECT {COLUMNS} FROM builds \
+                     WHERE ?1 IS NULL OR name = ?1 ORDER BY seq DESC LIMIT ?2"
+                ),
+                params![name, limit],
+            )
+        })
+        .await
+    }
+
+    /// How many builds there are of each status.
+    pub async fn count_by_status(&self) -> Result<Vec<(String, u64)>, HistoryError> {
+        self.with("count builds by status", |connection, path| {
+            let query_error = |source| HistoryError::Query {
+                path: path.to_path_buf(),
+                action: "count builds by status".into(),
+                source,
+            };
+            let mut statement = connection
+                .prepare("SELECT status, COUNT(*) FROM builds GROUP BY status ORDER BY status")
+                .map_err(query_error)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?.max(0) as u64,
+                    ))
+                })
+                .map_err(query_error)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(query_error)
+        })
+        .await
+    }
+
     /// How many builds have finished.
     pub async fn finished_count(&self) -> Result<u64, HistoryError> {
         self.with("count finished builds", |connection, path| {
@@ -980,6 +1027,51 @@ mod tests {
             .await
             .unwrap()
             .is_none());
+    }
+
+    #[tokio::test]
+    async fn recent_builds_of_any_status_and_counts_by_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = History::open(dir.path().join("h.db")).await.unwrap();
+        let mut ids = Vec::new();
+        for (branch, script) in [("master", "a.sh"), ("dev", "b.sh"), ("master", "c.sh")] {
+            let Enqueued::Queued(r) = history
+                .enqueue(None, vec![build(branch, script)])
+                .await
+                .unwrap()
+            else {
+                panic!()
+            };
+            ids.push(r[0].id.clone());
+        }
+        history
+            .update(
+                &ids[0],
+                BuildUpdate::finished(BuildStatus::Success, None, None),
+            )
+            .await
+            .unwrap();
+        let names = |records: Vec<BuildRecord>| -> Vec<String> {
+            records.into_iter().map(|r| r.script).collect()
+        };
+        assert_eq!(
+            names(history.recent(None, 10).await.unwrap()),
+            ["c.sh", "b.sh", "a.sh"]
+        );
+        assert_eq!(
+            names(history.recent(Some("owner/repo/master"), 10).await.unwrap()),
+            ["c.sh", "a.sh"]
+        );
+        assert_eq!(names(history.recent(None, 1).await.unwrap()), ["c.sh"]);
+        assert!(history
+            .recent(Some("owner/repo/none"), 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            history.count_by_status().await.unwrap(),
+            [("queued".to_string(), 2), ("success".to_string(), 1)]
+        );
     }
 
     #[tokio::test]
