@@ -7,11 +7,13 @@
 //!
 //! How data flows:
 //!
-//! 1. [`Scheduler::submit`] receives the records of one push (from the
-//!    webhook, or from the history's `queued` list at start-up). Builds of the
-//!    same name (`owner/repo/branch`) that are still queued or running are
-//!    superseded: their cancellation token is cancelled. Each new build gets a
-//!    task and a token of its own.
+//! 1. [`Scheduler::enqueue`] records the builds of one push as `queued` in
+//!    the history and submits them (at start-up, [`Scheduler::resume`]
+//!    submits what the history still holds as `queued`). Recording and
+//!    submitting happen under one lock, so pushes are submitted in the order
+//!    they were recorded. Builds of the same name (`owner/repo/branch`) that
+//!    are still queued or running are superseded: their cancellation token is
+//!    cancelled. Each new build gets a task and a token of its own.
 //! 2. The task waits for a permit of a global semaphore of
 //!    `max-concurrent-builds`; while it waits the build stays `queued`. A
 //!    build cancelled in the queue ends `cancelled` without running.
@@ -41,7 +43,8 @@ use zos_build_core::log::Sequencer;
 use zos_build_core::sink::FileSink;
 use zos_build_core::{
     artifact_name, BuildError, BuildOutcome, BuildRecord, BuildSpec, BuildStatus, BuildUpdate,
-    CancellationToken, Command, Executor, History, LogSink, LogStream, Publisher, Termination,
+    CancellationToken, Command, Enqueued, Executor, History, HistoryError, LogSink, LogStream,
+    NewBuild, Publisher, Termination,
 };
 
 /// The error recorded for a build cancelled because a newer push of its
@@ -73,6 +76,9 @@ struct Inner {
     permits: Arc<Semaphore>,
     /// Build name → the builds of that name that are queued or running.
     active: Mutex<HashMap<String, Vec<ActiveBuild>>>,
+    /// Held while a push is recorded and submitted, so that submissions
+    /// follow the order of the history.
+    intake: tokio::sync::Mutex<()>,
     /// Parent of every build's token: cancelled on shutdown.
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -112,15 +118,31 @@ impl Scheduler {
                 publisher,
                 permits,
                 active: Mutex::new(HashMap::new()),
+                intake: tokio::sync::Mutex::new(()),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),
         }
     }
 
+    /// Records the builds of one push as `queued` (see [`History::enqueue`]:
+    /// nothing is recorded for a delivery seen before) and schedules them.
+    pub async fn enqueue(
+        &self,
+        delivery_id: Option<String>,
+        builds: Vec<NewBuild>,
+    ) -> Result<Enqueued, HistoryError> {
+        let _intake = self.inner.intake.lock().await;
+        let enqueued = self.inner.history.enqueue(delivery_id, builds).await?;
+        if let Enqueued::Queued(records) = &enqueued {
+            self.submit(records.clone());
+        }
+        Ok(enqueued)
+    }
+
     /// Schedules the builds of one push (recorded as `queued`), cancelling
     /// the queued or running builds of the same names that are not among them.
-    pub fn submit(&self, records: Vec<BuildRecord>) {
+    fn submit(&self, records: Vec<BuildRecord>) {
         let inner = &self.inner;
         let new_ids: HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
         let mut tokens = Vec::with_capacity(records.len());
@@ -164,7 +186,8 @@ impl Scheduler {
     /// Resumes the builds the history holds as `queued` (at start-up),
     /// oldest first, one submission per push, so that a newer push still
     /// supersedes an older one of the same branch.
-    pub async fn resume(&self) -> Result<usize, zos_build_core::HistoryError> {
+    pub async fn resume(&self) -> Result<usize, HistoryError> {
+        let _intake = self.inner.intake.lock().await;
         let queued = self.inner.history.queued().await?;
         let count = queued.len();
         let mut group: Vec<BuildRecord> = Vec::new();

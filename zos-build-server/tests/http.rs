@@ -593,7 +593,9 @@ async fn a_restart_marks_running_builds_interrupted_and_keeps_the_history() {
     h.server.stop().await;
     drop(history);
 
-    let server = zos_build_server::start_without_builds(config).await.unwrap();
+    let server = zos_build_server::start_without_builds(config)
+        .await
+        .unwrap();
     let client = reqwest::Client::new();
     let url = format!("http://{}/build/history", server.address);
     let list: Value = client.get(&url).send().await.unwrap().json().await.unwrap();

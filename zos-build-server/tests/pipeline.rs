@@ -56,14 +56,16 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let catalog = dir.path().join("config-repo");
         std::fs::create_dir_all(catalog.join(REPOSITORY)).unwrap();
-        std::fs::write(
-            catalog.join(REPOSITORY).join("master.yaml"),
-            format!(
-                "buildscripts:\n  - build.sh\nbuild.sh:\n  baseimage: {}\n  archives: /target\n  artifact: widget.tar.gz\n",
-                common::IMAGE
-            ),
-        )
-        .unwrap();
+        for branch in ["master", "dev"] {
+            std::fs::write(
+                catalog.join(REPOSITORY).join(format!("{branch}.yaml")),
+                format!(
+                    "buildscripts:\n  - build.sh\nbuild.sh:\n  baseimage: {}\n  archives: /target\n  artifact: widget.tar.gz\n",
+                    common::IMAGE
+                ),
+            )
+            .unwrap();
+        }
         let repo = dir.path().join("git").join(REPOSITORY);
         std::fs::create_dir_all(&repo).unwrap();
         git(&repo, &["init", "-q", "-b", "master"]);
@@ -76,14 +78,30 @@ impl Harness {
             git = dir.path().join("git").display(),
         );
         let config = Config::from_yaml(&yaml, Path::new("test.yaml")).unwrap();
-        let server = zos_build_server::start(config.clone()).await.unwrap();
-        Harness {
+        let mut harness = Harness {
             dir,
             config,
-            server: Some(server),
+            server: None,
             client: reqwest::Client::new(),
             deliveries: 0,
+        };
+        harness.restart(true).await;
+        harness
+    }
+
+    /// Stops the server if it runs, and starts it again on the same data
+    /// directory, running builds or not.
+    async fn restart(&mut self, run_builds: bool) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
         }
+        let config = self.config.clone();
+        let server = if run_builds {
+            zos_build_server::start(config).await
+        } else {
+            zos_build_server::start_without_builds(config).await
+        };
+        self.server = Some(server.unwrap());
     }
 
     fn server(&self) -> &RunningServer {
@@ -105,9 +123,14 @@ impl Harness {
 
     /// Sends a signed push of `commit` on master; returns the build ids.
     async fn push(&mut self, commit: &str) -> Vec<String> {
+        self.push_to("master", commit).await
+    }
+
+    /// Sends a signed push of `commit` on `branch`; returns the build ids.
+    async fn push_to(&mut self, branch: &str, commit: &str) -> Vec<String> {
         self.deliveries += 1;
         let body = json!({
-            "ref": "refs/heads/master",
+            "ref": format!("refs/heads/{branch}"),
             "after": commit,
             "deleted": false,
             "repository": {"full_name": REPOSITORY, "name": "widget"},
@@ -136,13 +159,8 @@ impl Harness {
         assert_eq!(response.status(), reqwest::StatusCode::OK);
         let answer: Value = response.json().await.unwrap();
         assert_eq!(answer["status"], "success", "{answer}");
-        assert!(
-            !answer["message"]
-                .as_str()
-                .unwrap()
-                .contains("does not run builds"),
-            "{answer}"
-        );
+        let message = answer["message"].as_str().unwrap();
+        assert!(!message.contains("does not run builds"), "{answer}");
         answer["builds"]
             .as_array()
             .unwrap()
@@ -179,6 +197,19 @@ impl Harness {
                 start.elapsed() < limit,
                 "build {id} not {what} after {limit:?}: {record:?}\nlog:\n{}",
                 self.report(id).await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the build's log holds `line`.
+    async fn wait_for_line(&self, id: &str, line: &str) {
+        let start = Instant::now();
+        while !self.report(id).await.contains(line) {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{line:?} never appeared in the log of {id}: {:?}",
+                self.record(id).await
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -286,21 +317,14 @@ async fn a_newer_push_cancels_the_running_build_of_the_branch() {
     let slow = h.commit("#!/bin/sh\necho 'slow: started'\nsleep 60\necho 'slow: finished'\n");
     let first = h.push(&slow).await;
     // Running for real: the script has printed its first line.
+    h.wait_for_line(&first[0], "slow: started").await;
     let start = Instant::now();
-    while !h.report(&first[0]).await.contains("slow: started") {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the slow build never started: {:?}",
-            h.record(&first[0]).await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let fast = h.commit(WIDGET);
     let second = h.push(&fast).await;
     let cancelled = h.finished(&first[0]).await;
     assert_eq!(cancelled.status, BuildStatus::Cancelled, "{cancelled:?}");
     assert!(
-        start.elapsed() < Duration::from_secs(50),
+        start.elapsed() < Duration::from_secs(30),
         "cancelled promptly, not after the script's sleep"
     );
     let log = h.report(&first[0]).await;
@@ -322,5 +346,94 @@ async fn a_newer_push_cancels_the_running_build_of_the_branch() {
         "the cancelled build published nothing"
     );
     let ids = [first, second].concat();
+    h.stop_and_check_clean(&ids).await;
+}
+
+#[tokio::test]
+async fn a_queued_build_superseded_by_a_newer_push_never_runs() {
+    let _docker = DOCKER.lock().await;
+    let mut h = Harness::start("max-concurrent-builds: 1\n").await;
+    // dev holds the only slot for a few seconds.
+    let busy = h.commit("#!/bin/sh\necho 'busy: started'\nsleep 3\nmkdir -p /target\necho busy > /target/widget.tar.gz\n");
+    let holder = h.push_to("dev", &busy).await;
+    h.wait_for_line(&holder[0], "busy: started").await;
+    let older = h.commit(WIDGET);
+    let queued = h.push(&older).await;
+    assert_eq!(h.record(&queued[0]).await.status, BuildStatus::Queued);
+    let newer = h.commit(&WIDGET.replace("widget: done", "widget: done again"));
+    let latest = h.push(&newer).await;
+    let cancelled = h.finished(&queued[0]).await;
+    assert_eq!(cancelled.status, BuildStatus::Cancelled, "{cancelled:?}");
+    assert_eq!(cancelled.started, None, "it never left the queue");
+    assert_eq!(
+        cancelled.error.as_deref(),
+        Some("superseded by a newer push")
+    );
+    let log = h.report(&queued[0]).await;
+    assert!(!log.contains("widget: compiling"), "it never ran:\n{log}");
+    assert!(log.contains("cancelled before it started"), "{log}");
+    // The other branch is not affected, and the newer push builds.
+    assert_eq!(h.finished(&holder[0]).await.status, BuildStatus::Success);
+    let built = h.finished(&latest[0]).await;
+    assert_eq!(built.status, BuildStatus::Success, "{built:?}");
+    assert!(h.report(&latest[0]).await.contains("widget: done again"));
+    let ids = [holder, queued, latest].concat();
+    h.stop_and_check_clean(&ids).await;
+}
+
+#[tokio::test]
+async fn the_maximum_execution_time_ends_a_build_in_error() {
+    let _docker = DOCKER.lock().await;
+    let mut h = Harness::start("maximum-execution-time: 2s\n").await;
+    let commit = h.commit("#!/bin/sh\necho 'sleeping'\nsleep 60\n");
+    let started = Instant::now();
+    let ids = h.push(&commit).await;
+    let record = h.finished(&ids[0]).await;
+    assert_eq!(record.status, BuildStatus::Error, "{record:?}");
+    assert_eq!(
+        record.error.as_deref(),
+        Some("maximum execution time (2s) reached")
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let log = h.report(&ids[0]).await;
+    assert!(log.contains("sleeping"), "{log}");
+    assert!(
+        log.trim_end()
+            .ends_with("build failed: maximum execution time (2s) reached"),
+        "{log}"
+    );
+    h.stop_and_check_clean(&ids).await;
+}
+
+#[tokio::test]
+async fn queued_builds_are_resumed_at_start_up_and_stopping_interrupts_running_ones() {
+    let _docker = DOCKER.lock().await;
+    let mut h = Harness::start("").await;
+    // Recorded by a server that runs nothing, then resumed by one that does.
+    h.restart(false).await;
+    let commit = h.commit(WIDGET);
+    let ids = h.push(&commit).await;
+    assert_eq!(h.record(&ids[0]).await.status, BuildStatus::Queued);
+    h.restart(true).await;
+    let record = h.finished(&ids[0]).await;
+    assert_eq!(record.status, BuildStatus::Success, "{record:?}");
+
+    // Stopping the server stops a running build and removes its container.
+    let slow = h.commit("#!/bin/sh\necho 'slow: started'\nsleep 60\n");
+    let running = h.push(&slow).await;
+    h.wait_for_line(&running[0], "slow: started").await;
+    let started = Instant::now();
+    h.restart(false).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "stopped promptly"
+    );
+    let record = h.record(&running[0]).await;
+    assert_eq!(record.status, BuildStatus::Error, "{record:?}");
+    assert_eq!(
+        record.error.as_deref(),
+        Some("interrupted by server shutdown")
+    );
+    let ids = [ids, running].concat();
     h.stop_and_check_clean(&ids).await;
 }

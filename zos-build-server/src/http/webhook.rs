@@ -143,19 +143,20 @@ async fn repository_push(state: &AppState, delivery: Option<String>, push: Push)
             build
         })
         .collect();
-    match state.history.enqueue(delivery.clone(), builds).await {
+    let enqueued = match &state.scheduler {
+        Some(scheduler) => scheduler.enqueue(delivery.clone(), builds).await,
+        None => state.history.enqueue(delivery.clone(), builds).await,
+    };
+    match enqueued {
         Ok(Enqueued::Duplicate) => {
             tracing::info!(delivery = ?delivery, "duplicate delivery ignored");
             response::json(StatusCode::OK, &serde_json::json!({"status": "duplicate"}))
         }
         Ok(Enqueued::Queued(records)) => {
-            let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+            let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
             tracing::info!(repository = %push.repository, branch = %branch_name, commit = %push.commit, builds = ?ids, "push recorded");
             let message = match &state.scheduler {
-                Some(scheduler) => {
-                    scheduler.submit(records);
-                    "queued: builds start as soon as a slot is free"
-                }
+                Some(_) => "queued: builds start as soon as a slot is free",
                 None => "recorded as queued; this server was started without builds",
             };
             response::json(
