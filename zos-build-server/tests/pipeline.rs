@@ -318,6 +318,22 @@ async fn a_newer_push_cancels_the_running_build_of_the_branch() {
     let first = h.push(&slow).await;
     // Running for real: the script has printed its first line.
     h.wait_for_line(&first[0], "slow: started").await;
+    // /build/status shows it building, with its last lines.
+    let status: Value = h
+        .client
+        .get(format!("http://{}/build/status", h.server().address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entry = &status[&first[0]];
+    assert_eq!(entry["status"], "building", "{status}");
+    assert!(
+        entry["monitor"].as_str().unwrap().contains("slow: started"),
+        "{entry}"
+    );
     let start = Instant::now();
     let fast = h.commit(WIDGET);
     let second = h.push(&fast).await;
@@ -435,5 +451,40 @@ async fn queued_builds_are_resumed_at_start_up_and_stopping_interrupts_running_o
         Some("interrupted by server shutdown")
     );
     let ids = [ids, running].concat();
+    h.stop_and_check_clean(&ids).await;
+}
+
+#[tokio::test]
+async fn out_of_memory_a_missing_artifact_and_an_unknown_commit_are_named() {
+    let _docker = DOCKER.lock().await;
+    let mut h = Harness::start("build-memory-limit: 32M\n").await;
+    // The shell keeps the whole output of the substitution in memory.
+    let hungry = h.commit("#!/bin/sh\nx=$(head -c 200000000 /dev/zero | tr '\\0' a)\necho ${#x}\n");
+    let oom = h.push(&hungry).await;
+    let record = h.finished(&oom[0]).await;
+    assert_eq!(record.status, BuildStatus::Error, "{record:?}");
+    assert_eq!(record.error.as_deref(), Some("out of memory"));
+
+    let forgetful = h.commit("#!/bin/sh\necho 'no artifact today'\n");
+    let missing = h.push(&forgetful).await;
+    let record = h.finished(&missing[0]).await;
+    assert_eq!(record.status, BuildStatus::Error, "{record:?}");
+    let error = record.error.unwrap_or_default();
+    assert!(
+        error.contains("/target/widget.tar.gz") && error.contains("not found"),
+        "{error}"
+    );
+    assert!(h.report(&missing[0]).await.contains("no artifact today"));
+
+    let unknown = h.push("0123456789abcdef0123456789abcdef01234567").await;
+    let record = h.finished(&unknown[0]).await;
+    assert_eq!(record.status, BuildStatus::Error, "{record:?}");
+    let error = record.error.unwrap_or_default();
+    assert!(error.starts_with("cannot fetch the source:"), "{error}");
+    assert!(error.contains("0123456789abcdef"), "{error}");
+    let log = h.report(&unknown[0]).await;
+    assert!(log.contains("[zos-build] fetching file://"), "{log}");
+    assert!(log.trim_end().ends_with(&error), "{log}");
+    let ids = [oom, missing, unknown].concat();
     h.stop_and_check_clean(&ids).await;
 }
