@@ -25,6 +25,9 @@
 //!    artifact's name, `error` with a message saying why, or `cancelled`. A
 //!    last line of the log says the same, and the work directory is removed.
 //!
+//! [`Scheduler::cancel`] stops one build the same way, with a reason of the
+//! caller's (for the API's cancel action).
+//!
 //! On shutdown every token is cancelled: running builds end `error`
 //! ("interrupted by server shutdown") with their containers removed by the
 //! executor, and builds still waiting keep `queued`, to be resumed by the next
@@ -34,7 +37,7 @@ use crate::config::Config;
 use crate::state::SharedCatalog;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
@@ -86,14 +89,38 @@ struct Inner {
 
 struct ActiveBuild {
     id: String,
-    cancel: CancellationToken,
+    stop: Stop,
+}
+
+/// How a build is stopped: its token (a child of the shutdown token) and
+/// why it was cancelled, when it was cancelled for itself.
+#[derive(Clone)]
+struct Stop {
+    token: CancellationToken,
+    reason: Arc<OnceLock<String>>,
+}
+
+impl Stop {
+    /// Cancels with `reason` (the first reason given is kept); false when
+    /// it was cancelled already.
+    fn cancel(&self, reason: &str) -> bool {
+        let _ = self.reason.set(reason.to_string());
+        let fresh = !self.token.is_cancelled();
+        self.token.cancel();
+        fresh
+    }
+
+    /// Why it was cancelled; None when only the shutdown cancelled it.
+    fn reason(&self) -> Option<&str> {
+        self.reason.get().map(String::as_str)
+    }
 }
 
 /// How a build ended, before it is written down.
 enum Ending {
     Success { artifact: String },
     Failed(String),
-    Cancelled,
+    Cancelled(String),
     Interrupted,
 }
 
@@ -151,25 +178,27 @@ impl Scheduler {
             let names: HashSet<&str> = records.iter().map(|r| r.name.as_str()).collect();
             for name in names {
                 for old in active.get(name).into_iter().flatten() {
-                    if !new_ids.contains(old.id.as_str()) && !old.cancel.is_cancelled() {
+                    if !new_ids.contains(old.id.as_str()) && old.stop.cancel(SUPERSEDED) {
                         tracing::info!(build = %old.id, %name, "superseded by a newer push: cancelling");
-                        old.cancel.cancel();
                     }
                 }
             }
             for record in &records {
-                let cancel = inner.shutdown.child_token();
+                let stop = Stop {
+                    token: inner.shutdown.child_token(),
+                    reason: Arc::default(),
+                };
                 active
                     .entry(record.name.clone())
                     .or_default()
                     .push(ActiveBuild {
                         id: record.id.clone(),
-                        cancel: cancel.clone(),
+                        stop: stop.clone(),
                     });
-                tokens.push(cancel);
+                tokens.push(stop);
             }
         }
-        for (record, cancel) in records.into_iter().zip(tokens) {
+        for (record, stop) in records.into_iter().zip(tokens) {
             let inner = inner.clone();
             inner.tasks.clone().spawn(async move {
                 let registration = Registration {
@@ -177,7 +206,7 @@ impl Scheduler {
                     name: record.name.clone(),
                     id: record.id.clone(),
                 };
-                inner.run(record, cancel).await;
+                inner.run(record, stop).await;
                 drop(registration);
             });
         }
@@ -207,6 +236,22 @@ impl Scheduler {
             self.submit(group);
         }
         Ok(count)
+    }
+
+    /// Cancels build `id` if it is queued or running: a queued build ends
+    /// `cancelled` without running, a running one is stopped and ends
+    /// `cancelled`; `reason` is recorded as its error. False when the
+    /// build is not queued or running here (or was cancelled already).
+    pub fn cancel(&self, id: &str, reason: &str) -> bool {
+        let active = self.inner.lock_active();
+        let found = active.values().flatten().find(|b| b.id == id);
+        match found {
+            Some(build) => {
+                tracing::info!(build = %id, %reason, "cancelling");
+                build.stop.cancel(reason)
+            }
+            None => false,
+        }
     }
 
     /// Ids of the builds queued or running now.
@@ -253,27 +298,27 @@ impl Inner {
     }
 
     /// One build, from the queue to its end.
-    async fn run(&self, record: BuildRecord, cancel: CancellationToken) {
+    async fn run(&self, record: BuildRecord, stop: Stop) {
         let id = record.id.as_str();
         let permit = tokio::select! {
             biased;
-            () = cancel.cancelled() => None,
+            () = stop.token.cancelled() => None,
             permit = self.permits.clone().acquire_owned() => permit.ok(),
         };
         let Some(_permit) = permit else {
-            if self.shutdown.is_cancelled() {
+            let Some(reason) = stop.reason() else {
                 tracing::info!(build = %id, "server stopping: the build stays queued");
                 return;
-            }
+            };
             let log = self.config.build_log_path(id);
             append_line(
                 &log,
-                &format!("[zos-build] cancelled before it started: {SUPERSEDED}"),
+                &format!("[zos-build] cancelled before it started: {reason}"),
             )
             .await;
             self.record(
                 id,
-                BuildUpdate::finished(BuildStatus::Cancelled, Some(SUPERSEDED.into()), None),
+                BuildUpdate::finished(BuildStatus::Cancelled, Some(reason.into()), None),
             )
             .await;
             tracing::info!(build = %id, "cancelled while queued");
@@ -286,7 +331,7 @@ impl Inner {
         let log = self.config.build_log_path(id);
         let ending = match FileSink::create(&log).await {
             Ok(mut sink) => {
-                let ending = self.build(&record, &work, &mut sink, &cancel).await;
+                let ending = self.build(&record, &work, &mut sink, &stop).await;
                 let mut seq = Sequencer::default();
                 let last = seq.event(LogStream::System, last_line(&ending));
                 let written = async {
@@ -308,8 +353,8 @@ impl Inner {
             Ending::Failed(message) => {
                 BuildUpdate::finished(BuildStatus::Error, Some(message.clone()), None)
             }
-            Ending::Cancelled => {
-                BuildUpdate::finished(BuildStatus::Cancelled, Some(SUPERSEDED.into()), None)
+            Ending::Cancelled(reason) => {
+                BuildUpdate::finished(BuildStatus::Cancelled, Some(reason.clone()), None)
             }
             Ending::Interrupted => {
                 BuildUpdate::finished(BuildStatus::Error, Some(SHUT_DOWN.into()), None)
@@ -325,8 +370,9 @@ impl Inner {
         record: &BuildRecord,
         work: &Path,
         sink: &mut FileSink,
-        cancel: &CancellationToken,
+        stop: &Stop,
     ) -> Ending {
+        let cancel = &stop.token;
         let mut seq = Sequencer::default();
         let Some(script) = self.catalog.get().and_then(|catalog| {
             catalog
@@ -354,7 +400,7 @@ impl Inner {
             return Ending::Failed(e.to_string());
         }
         let fetched = tokio::select! {
-            () = cancel.cancelled() => return self.cancelled(),
+            () = cancel.cancelled() => return cancelled(stop),
             fetched = git::fetch_commit(&url, &record.commit, &source) => fetched,
         };
         if let Err(e) = fetched {
@@ -388,19 +434,19 @@ impl Inner {
         }
         let outcome = match self.executor.run(&spec, sink, cancel).await {
             Ok(outcome) => outcome,
-            Err(BuildError::CancelledBeforeStart) => return self.cancelled(),
+            Err(BuildError::CancelledBeforeStart) => return cancelled(stop),
             Err(e) => return Ending::Failed(e.to_string()),
         };
         self.record(&record.id, BuildUpdate::container(&outcome.container_id))
             .await;
-        match self.judge(&outcome) {
+        match self.judge(&outcome, stop) {
             Some(ending) => ending,
             None => self.publish(record, &outcome).await,
         }
     }
 
     /// The ending of a build that did not succeed; None when it did.
-    fn judge(&self, outcome: &BuildOutcome) -> Option<Ending> {
+    fn judge(&self, outcome: &BuildOutcome, stop: &Stop) -> Option<Ending> {
         Some(match outcome.termination {
             Termination::Exited => match outcome.exit_code {
                 Some(0) => return None,
@@ -411,7 +457,7 @@ impl Inner {
                 "maximum execution time ({}) reached",
                 format_duration(self.config.maximum_execution_time)
             )),
-            Termination::Cancelled => self.cancelled(),
+            Termination::Cancelled => cancelled(stop),
             Termination::OutOfMemory => Ending::Failed("out of memory".into()),
             _ => Ending::Failed(outcome.describe()),
         })
@@ -439,20 +485,19 @@ impl Inner {
         }
     }
 
-    /// A build stopped by its token: superseded, or the server is stopping.
-    fn cancelled(&self) -> Ending {
-        if self.shutdown.is_cancelled() {
-            Ending::Interrupted
-        } else {
-            Ending::Cancelled
-        }
-    }
-
     /// Writes `update` to the history; a failure is logged (the build goes on).
     async fn record(&self, id: &str, update: BuildUpdate) {
         if let Err(e) = self.history.update(id, update).await {
             tracing::error!(build = %id, error = %e, "cannot record a build's progress");
         }
+    }
+}
+
+/// A build stopped by its token: cancelled for a reason, or the server is stopping.
+fn cancelled(stop: &Stop) -> Ending {
+    match stop.reason() {
+        Some(reason) => Ending::Cancelled(reason.to_string()),
+        None => Ending::Interrupted,
     }
 }
 
@@ -463,7 +508,7 @@ fn last_line(ending: &Ending) -> String {
             format!("[zos-build] build succeeded: published {artifact}")
         }
         Ending::Failed(message) => format!("[zos-build] build failed: {message}"),
-        Ending::Cancelled => format!("[zos-build] build cancelled: {SUPERSEDED}"),
+        Ending::Cancelled(reason) => format!("[zos-build] build cancelled: {reason}"),
         Ending::Interrupted => format!("[zos-build] build stopped: {SHUT_DOWN}"),
     }
 }

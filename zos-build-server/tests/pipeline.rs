@@ -488,3 +488,37 @@ async fn out_of_memory_a_missing_artifact_and_an_unknown_commit_are_named() {
     let ids = [oom, missing, unknown].concat();
     h.stop_and_check_clean(&ids).await;
 }
+
+#[tokio::test]
+async fn a_build_can_be_cancelled_by_id_with_a_reason() {
+    let _docker = DOCKER.lock().await;
+    let mut h = Harness::start("").await;
+    let slow = h.commit("#!/bin/sh\necho 'slow: started'\nsleep 60\n");
+    let ids = h.push(&slow).await;
+    h.wait_for_line(&ids[0], "slow: started").await;
+    let scheduler = h.server().state.scheduler.clone().unwrap();
+    assert_eq!(scheduler.active_ids(), ids);
+    let started = Instant::now();
+    assert!(scheduler.cancel(&ids[0], "cancelled by an administrator"));
+    assert!(
+        !scheduler.cancel(&ids[0], "again"),
+        "a build is cancelled once"
+    );
+    let record = h.finished(&ids[0]).await;
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(record.status, BuildStatus::Cancelled, "{record:?}");
+    assert_eq!(
+        record.error.as_deref(),
+        Some("cancelled by an administrator")
+    );
+    let log = h.report(&ids[0]).await;
+    assert!(
+        log.trim_end()
+            .ends_with("build cancelled: cancelled by an administrator"),
+        "{log}"
+    );
+    assert!(!scheduler.cancel(&ids[0], "after the end"));
+    assert!(!scheduler.cancel("ffff-0000", "unknown"));
+    assert!(scheduler.active_ids().is_empty());
+    h.stop_and_check_clean(&ids).await;
+}
