@@ -46,10 +46,28 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        eprintln!("zos-build-server: cannot wait for Ctrl-C: {e}");
+    match stop_signal().await {
+        Ok(signal) => tracing::info!(%signal, "stopping"),
+        Err(e) => eprintln!("zos-build-server: cannot wait for a stop signal: {e}"),
     }
-    tracing::info!("stopping");
     server.stop().await;
     ExitCode::SUCCESS
+}
+
+/// Waits for Ctrl-C or, on Unix, SIGTERM (what service managers and
+/// `docker stop` send); returns which one came.
+async fn stop_signal() -> std::io::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.map(|()| "SIGINT"),
+            _ = terminate.recv() => Ok("SIGTERM"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.map(|()| "Ctrl-C")
+    }
 }

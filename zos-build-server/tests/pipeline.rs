@@ -7,9 +7,10 @@
 mod common;
 
 use serde_json::{json, Value};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use zos_build_core::{BuildRecord, BuildStatus};
+use zos_build_core::{BuildRecord, BuildStatus, History};
 use zos_build_server::http::signature;
 use zos_build_server::{Config, RunningServer};
 
@@ -42,7 +43,11 @@ fn git(dir: &Path, args: &[&str]) -> String {
 struct Harness {
     dir: tempfile::TempDir,
     config: Config,
+    /// The configuration file's text (`http-port: 0`).
+    yaml: String,
     server: Option<RunningServer>,
+    /// Where the server listens: the in-process one, or a spawned binary.
+    address: Option<SocketAddr>,
     client: reqwest::Client,
     deliveries: u32,
 }
@@ -51,6 +56,14 @@ impl Harness {
     /// A server tracking `acme/widget` `master` (script `build.sh`, artifact
     /// `/target/widget.tar.gz`), whose source repository is empty so far.
     async fn start(extra_config: &str) -> Harness {
+        let mut harness = Harness::prepare(extra_config).await;
+        harness.restart(true).await;
+        harness
+    }
+
+    /// The directories and the configuration of [`Harness::start`], with no
+    /// server running.
+    async fn prepare(extra_config: &str) -> Harness {
         // Imports the test image when it is missing.
         common::executor().await;
         let dir = tempfile::tempdir().unwrap();
@@ -78,15 +91,15 @@ impl Harness {
             git = dir.path().join("git").display(),
         );
         let config = Config::from_yaml(&yaml, Path::new("test.yaml")).unwrap();
-        let mut harness = Harness {
+        Harness {
             dir,
             config,
+            yaml,
             server: None,
+            address: None,
             client: reqwest::Client::new(),
             deliveries: 0,
-        };
-        harness.restart(true).await;
-        harness
+        }
     }
 
     /// Stops the server if it runs, and starts it again on the same data
@@ -101,7 +114,13 @@ impl Harness {
         } else {
             zos_build_server::start_without_builds(config).await
         };
-        self.server = Some(server.unwrap());
+        let server = server.unwrap();
+        self.address = Some(server.address);
+        self.server = Some(server);
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address.expect("a server runs"))
     }
 
     fn server(&self) -> &RunningServer {
@@ -141,10 +160,7 @@ impl Harness {
         .into_bytes();
         let response = self
             .client
-            .post(format!(
-                "http://{}/hook/monitor-watch",
-                self.server().address
-            ))
+            .post(self.url("/hook/monitor-watch"))
             .header("X-GitHub-Event", "push")
             .header("X-GitHub-Delivery", format!("delivery-{}", self.deliveries))
             .header("Content-Type", "application/json")
@@ -170,9 +186,12 @@ impl Harness {
     }
 
     async fn record(&self, id: &str) -> BuildRecord {
-        self.server()
-            .state
-            .history
+        let history = match &self.server {
+            Some(server) => server.state.history.clone(),
+            // The server runs in another process: read its database.
+            None => History::open(self.config.history_path()).await.unwrap(),
+        };
+        history
             .get(id)
             .await
             .unwrap()
@@ -226,7 +245,7 @@ impl Harness {
     async fn report(&self, id: &str) -> String {
         let response = self
             .client
-            .get(format!("http://{}/report/{id}", self.server().address))
+            .get(self.url(&format!("/report/{id}")))
             .send()
             .await
             .unwrap();
@@ -321,7 +340,7 @@ async fn a_newer_push_cancels_the_running_build_of_the_branch() {
     // /build/status shows it building, with its last lines.
     let status: Value = h
         .client
-        .get(format!("http://{}/build/status", h.server().address))
+        .get(h.url("/build/status"))
         .send()
         .await
         .unwrap()
@@ -520,5 +539,70 @@ async fn a_build_can_be_cancelled_by_id_with_a_reason() {
     assert!(!scheduler.cancel(&ids[0], "after the end"));
     assert!(!scheduler.cancel("ffff-0000", "unknown"));
     assert!(scheduler.active_ids().is_empty());
+    h.stop_and_check_clean(&ids).await;
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_binary_and_its_running_build() {
+    let _docker = DOCKER.lock().await;
+    let mut h = Harness::prepare("").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config_file = h.dir.path().join("zos-build.yaml");
+    std::fs::write(
+        &config_file,
+        h.yaml
+            .replace("http-port: 0\n", &format!("http-port: {port}\n")),
+    )
+    .unwrap();
+    let output = std::fs::File::create(h.dir.path().join("server.out")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zos-build-server"))
+        .arg("--config")
+        .arg(&config_file)
+        .stdout(output.try_clone().unwrap())
+        .stderr(output)
+        .spawn()
+        .unwrap();
+    h.address = Some(SocketAddr::from(([127, 0, 0, 1], port)));
+    let start = Instant::now();
+    while h.client.get(h.url("/healthz")).send().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the server did not answer: {}",
+            std::fs::read_to_string(h.dir.path().join("server.out")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let slow = h.commit("#!/bin/sh\necho 'slow: started'\nsleep 60\n");
+    let ids = h.push(&slow).await;
+    h.wait_for_line(&ids[0], "slow: started").await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the server did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let out = std::fs::read_to_string(h.dir.path().join("server.out")).unwrap_or_default();
+    assert!(exit.success(), "{exit:?}\n{out}");
+    assert!(out.contains("SIGTERM"), "{out}");
+    let record = h.record(&ids[0]).await;
+    assert_eq!(record.status, BuildStatus::Error, "{record:?}");
+    assert_eq!(
+        record.error.as_deref(),
+        Some("interrupted by server shutdown")
+    );
     h.stop_and_check_clean(&ids).await;
 }
