@@ -44,6 +44,14 @@ pub enum GitError {
         /// What git printed on stderr (last lines).
         stderr: String,
     },
+    /// The remote has no such branch (or no default branch).
+    #[error("{url} has no {reference}")]
+    NoSuchRef {
+        /// The repository URL.
+        url: String,
+        /// `refs/heads/<branch>` or `HEAD`.
+        reference: String,
+    },
     /// After the checkout, HEAD is not the commit asked for.
     #[error("checked out {found} instead of {commit} from {url}")]
     WrongCommit {
@@ -112,6 +120,24 @@ pub async fn fetch_commit(url: &str, commit: &str, dest: &Path) -> Result<(), Gi
         });
     }
     Ok(())
+}
+
+/// The commit `reference` (`HEAD`, the default branch, or
+/// `refs/heads/<branch>`) of `url` points to now.
+pub async fn resolve(url: &str, reference: &str) -> Result<String, GitError> {
+    let dir = std::env::temp_dir();
+    let args = ["ls-remote", "--", url, reference];
+    let listing = run_git(&dir, url, reference, "ls-remote", &args).await?;
+    listing
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .find(|(_, name)| *name == reference)
+        .map(|(commit, _)| commit.to_string())
+        .filter(|commit| commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| GitError::NoSuchRef {
+            url: url.to_string(),
+            reference: reference.to_string(),
+        })
 }
 
 /// Runs `git -C dest args...`, returning its trimmed stdout.
@@ -201,6 +227,19 @@ mod tests {
         assert_ne!(first, second);
         // Shallow: the history of the commit is not there.
         assert_eq!(git(&dest, &["rev-list", "--count", "HEAD"]), "1");
+    }
+
+    #[tokio::test]
+    async fn resolves_branches_and_the_default_branch() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("git");
+        let (_, second) = two_commits(&base);
+        let url = repository_url(&base.display().to_string(), "owner/repo");
+        assert_eq!(resolve(&url, "refs/heads/master").await.unwrap(), second);
+        assert_eq!(resolve(&url, "HEAD").await.unwrap(), second);
+        let err = resolve(&url, "refs/heads/nope").await.unwrap_err();
+        assert!(matches!(err, GitError::NoSuchRef { .. }), "{err}");
+        assert!(err.to_string().contains("refs/heads/nope"), "{err}");
     }
 
     #[tokio::test]

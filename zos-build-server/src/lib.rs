@@ -7,7 +7,11 @@
 //! - [`server`]: start-up (history, catalog, Docker, listener) and shutdown;
 //! - [`pipeline`]: the scheduler that runs queued builds;
 //! - [`state`]: what request handlers share;
-//! - [`http`]: the routes: webhooks in, status, history and logs out.
+//! - [`live`]: the live feed of log lines and changes;
+//! - [`metrics`]: the `/metrics` figures;
+//! - [`views`]: the JSON shapes of builds, for the routes and the websocket;
+//! - [`http`]: the routes: webhooks in; status, history, logs, the
+//!   websocket and the monitor page out.
 //!
 //! Everything reusable outside HTTP (executing builds, fetching sources,
 //! publishing, the history store) lives in `zos-build-core`; this crate adds
@@ -15,9 +19,12 @@
 
 pub mod config;
 pub mod http;
+pub mod live;
+pub mod metrics;
 pub mod pipeline;
 pub mod server;
 pub mod state;
+pub mod views;
 
 pub use config::{Config, ConfigError};
 pub use pipeline::Scheduler;

@@ -34,7 +34,9 @@
 //! start.
 
 use crate::config::Config;
+use crate::live::Live;
 use crate::state::SharedCatalog;
+use crate::views;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -43,12 +45,13 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use zos_build_core::git;
 use zos_build_core::log::Sequencer;
-use zos_build_core::sink::FileSink;
+use zos_build_core::sink::{FanOut, FileSink};
 use zos_build_core::{
     artifact_name, BuildError, BuildOutcome, BuildRecord, BuildSpec, BuildStatus, BuildUpdate,
     CancellationToken, Command, Enqueued, Executor, History, HistoryError, LogSink, LogStream,
     NewBuild, Publisher, Termination,
 };
+use zos_flist_config::Branch;
 
 /// The error recorded for a build cancelled because a newer push of its
 /// branch arrived.
@@ -76,6 +79,8 @@ struct Inner {
     catalog: SharedCatalog,
     executor: Arc<dyn Executor>,
     publisher: Arc<dyn Publisher>,
+    /// Where every line and every change is announced.
+    live: Arc<Live>,
     permits: Arc<Semaphore>,
     /// Build name → the builds of that name that are queued or running.
     active: Mutex<HashMap<String, Vec<ActiveBuild>>>,
@@ -134,6 +139,7 @@ impl Scheduler {
         catalog: SharedCatalog,
         executor: Arc<dyn Executor>,
         publisher: Arc<dyn Publisher>,
+        live: Arc<Live>,
     ) -> Scheduler {
         let permits = Arc::new(Semaphore::new(config.max_concurrent_builds.max(1)));
         Scheduler {
@@ -143,6 +149,7 @@ impl Scheduler {
                 catalog,
                 executor,
                 publisher,
+                live,
                 permits,
                 active: Mutex::new(HashMap::new()),
                 intake: tokio::sync::Mutex::new(()),
@@ -163,6 +170,7 @@ impl Scheduler {
         let enqueued = self.inner.history.enqueue(delivery_id, builds).await?;
         if let Enqueued::Queued(records) = &enqueued {
             self.submit(records.clone());
+            self.inner.announce(false).await;
         }
         Ok(enqueued)
     }
@@ -330,7 +338,9 @@ impl Inner {
         let work = self.config.build_work_directory(id);
         let log = self.config.build_log_path(id);
         let ending = match FileSink::create(&log).await {
-            Ok(mut sink) => {
+            Ok(file) => {
+                // The file first: a follower woken by the live line finds it there.
+                let mut sink = FanOut::new().with(file).with(self.live.sink(id));
                 let ending = self.build(&record, &work, &mut sink, &stop).await;
                 let mut seq = Sequencer::default();
                 let last = seq.event(LogStream::System, last_line(&ending));
@@ -369,7 +379,7 @@ impl Inner {
         &self,
         record: &BuildRecord,
         work: &Path,
-        sink: &mut FileSink,
+        sink: &mut dyn LogSink,
         stop: &Stop,
     ) -> Ending {
         let cancel = &stop.token;
@@ -485,12 +495,42 @@ impl Inner {
         }
     }
 
-    /// Writes `update` to the history; a failure is logged (the build goes on).
+    /// Writes `update` to the history and announces it; a failure is logged
+    /// (the build goes on).
     async fn record(&self, id: &str, update: BuildUpdate) {
+        let finished = update.status.is_some_and(BuildStatus::is_finished);
         if let Err(e) = self.history.update(id, update).await {
             tracing::error!(build = %id, error = %e, "cannot record a build's progress");
         }
+        self.announce(finished).await;
     }
+
+    /// Announces the change on the live feed.
+    async fn announce(&self, history_changed: bool) {
+        views::announce(&self.history, &self.config, &self.live, history_changed).await;
+    }
+}
+
+/// The builds a push of `commit` on `branch` starts: one per build script,
+/// in the configuration's order. `commits` is the push's `commits` array as
+/// JSON text (kept for the status page).
+pub fn builds_of(branch: &Branch, commit: &str, commits: &str) -> Vec<NewBuild> {
+    branch
+        .builds
+        .iter()
+        .map(|script| {
+            let mut build = NewBuild::new(
+                &branch.repository,
+                &branch.name,
+                commit,
+                &script.script,
+                &script.baseimage,
+            );
+            build.commits = commits.to_string();
+            build.tag = script.tag.clone();
+            build
+        })
+        .collect()
 }
 
 /// A build stopped by its token: cancelled for a reason, or the server is stopping.

@@ -8,6 +8,7 @@
 
 use crate::config::Config;
 use crate::http;
+use crate::live::Live;
 use crate::pipeline::Scheduler;
 use crate::state::{AppState, SharedCatalog};
 use sha2::{Digest, Sha256};
@@ -166,6 +167,7 @@ async fn start_with(config: Config, run_builds: bool) -> Result<RunningServer, S
         .local_addr()
         .map_err(|source| StartError::Bind { address, source })?;
     let catalog = SharedCatalog::new(catalog);
+    let live = Arc::new(Live::new());
     let scheduler = executor.map(|executor| {
         Scheduler::new(
             config.clone(),
@@ -173,6 +175,7 @@ async fn start_with(config: Config, run_builds: bool) -> Result<RunningServer, S
             catalog.clone(),
             Arc::new(executor),
             Arc::new(LocalPublisher::new(config.artifacts_directory.clone())),
+            live.clone(),
         )
     });
     if let Some(scheduler) = &scheduler {
@@ -181,7 +184,7 @@ async fn start_with(config: Config, run_builds: bool) -> Result<RunningServer, S
             tracing::info!(builds = resumed, "queued builds resumed");
         }
     }
-    let state = Arc::new(AppState::new(config, history, catalog, scheduler));
+    let state = Arc::new(AppState::new(config, history, catalog, scheduler, live));
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(http::serve(listener, state.clone(), shutdown.clone()));
     tracing::info!(%address, "listening");

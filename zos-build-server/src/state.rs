@@ -7,9 +7,11 @@
 //! a build script's archive and artifact up when the build starts.
 
 use crate::config::Config;
+use crate::live::Live;
+use crate::metrics::WebhookCounter;
 use crate::pipeline::Scheduler;
 use std::sync::{Arc, PoisonError, RwLock};
-use zos_build_core::History;
+use zos_build_core::{Enqueued, History, HistoryError, NewBuild};
 use zos_flist_config::Catalog;
 
 /// The current catalog, shared by the handlers and the scheduler.
@@ -50,6 +52,10 @@ pub struct AppState {
     /// Runs queued builds; None when the server was started without builds
     /// ([`crate::server::start_without_builds`]): pushes are then only recorded.
     pub scheduler: Option<Scheduler>,
+    /// Every log line and every change, for the websocket and log followers.
+    pub live: Arc<Live>,
+    /// Webhook requests by answer, for `/metrics`.
+    pub webhooks: WebhookCounter,
     catalog: SharedCatalog,
 }
 
@@ -60,11 +66,14 @@ impl AppState {
         history: History,
         catalog: SharedCatalog,
         scheduler: Option<Scheduler>,
+        live: Arc<Live>,
     ) -> AppState {
         AppState {
             config,
             history,
             scheduler,
+            live,
+            webhooks: WebhookCounter::default(),
             catalog,
         }
     }
@@ -77,5 +86,18 @@ impl AppState {
     /// Replaces the catalog.
     pub fn set_catalog(&self, catalog: Catalog) {
         self.catalog.set(catalog);
+    }
+
+    /// Records the builds of one push (webhook or API) and hands them to the
+    /// scheduler; without a scheduler they are only recorded as `queued`.
+    pub async fn enqueue(
+        &self,
+        delivery: Option<String>,
+        builds: Vec<NewBuild>,
+    ) -> Result<Enqueued, HistoryError> {
+        match &self.scheduler {
+            Some(scheduler) => scheduler.enqueue(delivery, builds).await,
+            None => self.history.enqueue(delivery, builds).await,
+        }
     }
 }

@@ -9,21 +9,19 @@
 
 use super::response::{self, Body};
 use crate::state::AppState;
+use crate::views;
 use hyper::{Response, StatusCode};
 use std::path::PathBuf;
 use zos_build_core::history::is_valid_build_id;
 use zos_build_core::{BuildRecord, HistoryError};
 
-/// Entries of `/build/history`.
-pub const HISTORY_LENGTH: u64 = 25;
+pub use crate::views::HISTORY_LENGTH;
 /// The largest page of `/build/history/full`.
 pub const MAX_PER_PAGE: u64 = 1000;
-/// Lines of output shown in `monitor` on `/build/status`.
-pub const MONITOR_LINES: usize = 10;
 
 /// The log file of build `id` (an id already checked by [`is_valid_build_id`]).
 pub fn log_path(state: &AppState, id: &str) -> PathBuf {
-    state.config.logs_directory.join(format!("{id}.log"))
+    state.config.build_log_path(id)
 }
 
 fn internal(e: HistoryError) -> Response<Body> {
@@ -34,55 +32,18 @@ fn internal(e: HistoryError) -> Response<Body> {
     )
 }
 
-/// The fields the old service sent for a build.
-fn status_entry(record: &BuildRecord, monitor: String) -> serde_json::Value {
-    let commits: serde_json::Value =
-        serde_json::from_str(&record.commits).unwrap_or_else(|_| serde_json::json!([]));
-    let docker = match &record.container_id {
-        Some(id) => id.chars().take(10).collect::<String>(),
-        None => "system".to_string(),
-    };
-    serde_json::json!({
-        "status": record.status.as_str(),
-        "name": record.name,
-        "monitor": monitor,
-        "docker": docker,
-        "started": record.started,
-        "ended": record.ended,
-        "error": record.error,
-        "commits": commits,
-        "artifact": record.artifact,
-        "tag": record.tag,
-    })
-}
-
-fn history_entry(record: &BuildRecord) -> serde_json::Value {
-    let mut entry = status_entry(record, String::new());
-    if let Some(object) = entry.as_object_mut() {
-        object.insert("id".into(), record.id.clone().into());
-        object.insert("baseimage".into(), record.baseimage.clone().into());
-    }
-    entry
-}
-
 /// `GET /build/status`: queued and running builds, keyed by id.
 pub async fn status(state: &AppState) -> Response<Body> {
-    let active = match state.history.active().await {
-        Ok(active) => active,
-        Err(e) => return internal(e),
-    };
-    let mut object = serde_json::Map::new();
-    for record in &active {
-        let monitor = last_lines(log_path(state, &record.id), MONITOR_LINES).await;
-        object.insert(record.id.clone(), status_entry(record, monitor));
+    match views::status(&state.history, &state.config).await {
+        Ok(value) => response::json(StatusCode::OK, &value),
+        Err(e) => internal(e),
     }
-    response::json(StatusCode::OK, &serde_json::Value::Object(object))
 }
 
 /// `GET /build/history`: the latest finished builds, newest first.
 pub async fn history(state: &AppState) -> Response<Body> {
-    match state.history.finished(0, HISTORY_LENGTH).await {
-        Ok(records) => history_list(&records),
+    match views::history(&state.history).await {
+        Ok(value) => response::json(StatusCode::OK, &value),
         Err(e) => internal(e),
     }
 }
@@ -127,8 +88,7 @@ pub async fn history_full(state: &AppState, query: Option<&str>) -> Response<Bod
 }
 
 fn history_list(records: &[BuildRecord]) -> Response<Body> {
-    let list: Vec<serde_json::Value> = records.iter().map(history_entry).collect();
-    response::json(StatusCode::OK, &serde_json::Value::Array(list))
+    response::json(StatusCode::OK, &views::history_list(records))
 }
 
 /// `GET /report/<id>`: the build's full log.
@@ -195,29 +155,54 @@ pub async fn healthz(state: &AppState) -> Response<Body> {
     }
 }
 
-/// The last `n` lines of a file, joined by `\n`; empty when it cannot be read.
-async fn last_lines(path: PathBuf, n: usize) -> String {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    // Only the end of a (possibly huge) log is read.
-    const TAIL_BYTES: u64 = 16 * 1024;
-    let Ok(mut file) = tokio::fs::File::open(&path).await else {
-        return String::new();
-    };
-    let Ok(length) = file.metadata().await.map(|m| m.len()) else {
-        return String::new();
-    };
-    if file
-        .seek(std::io::SeekFrom::Start(length.saturating_sub(TAIL_BYTES)))
-        .await
-        .is_err()
+/// `GET /build/sync`: publishes the status and history again on the live
+/// feed (the old service's way to refresh every open page); answers `OK`.
+pub async fn sync(state: &AppState) -> Response<Body> {
+    views::announce(&state.history, &state.config, &state.live, true).await;
+    response::text(StatusCode::OK, "OK")
+}
+
+/// `GET /metrics`: Prometheus text.
+pub async fn metrics(state: &AppState) -> Response<Body> {
+    match crate::metrics::render(
+        &state.history,
+        &state.webhooks,
+        state.live.lines_published(),
+    )
+    .await
     {
-        return String::new();
+        Ok(text) => response::with_type(StatusCode::OK, text, "text/plain; version=0.0.4"),
+        Err(e) => internal(e),
     }
-    let mut bytes = Vec::new();
-    if file.read_to_end(&mut bytes).await.is_err() {
-        return String::new();
+}
+
+/// `GET /artifacts/<name>`: a published artifact, streamed.
+pub async fn artifact(state: &AppState, name: &str) -> Response<Body> {
+    // A plain file name made by `artifact_name`: nothing that could leave
+    // the artifacts directory.
+    let plain = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !plain {
+        return response::not_found("no such artifact");
     }
-    let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+    let path = state.config.artifacts_directory.join(name);
+    match tokio::fs::File::open(&path).await {
+        Ok(file) => response::streamed(
+            tokio_util::io::ReaderStream::new(file),
+            "application/octet-stream",
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            response::not_found("no such artifact")
+        }
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "cannot read an artifact");
+            response::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the artifact cannot be read",
+            )
+        }
+    }
 }

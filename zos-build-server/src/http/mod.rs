@@ -6,10 +6,13 @@
 //! `docs/server-configuration.md` (endpoints) and the old service's reference.
 
 mod api;
+mod builds;
+mod monitor;
 mod push;
 mod response;
 pub mod signature;
 mod webhook;
+mod ws;
 
 pub use webhook::MAX_BODY;
 
@@ -48,7 +51,10 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: Cancel
                 let state = state.clone();
                 async move { Ok::<_, std::convert::Infallible>(route(&state, request).await) }
             });
-            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            // Upgrades: `/buildio` turns its connection into a websocket.
+            let connection = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
             tokio::pin!(connection);
             tokio::select! {
                 result = connection.as_mut() => {
@@ -63,9 +69,10 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: Cancel
 }
 
 /// Dispatches one request.
-async fn route(state: &AppState, request: Request<Incoming>) -> Response<Body> {
+async fn route(state: &Arc<AppState>, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path().to_string();
     let query = request.uri().query().map(str::to_string);
+    let query = query.as_deref();
     let method = request.method().clone();
     let config = &state.config;
 
@@ -82,22 +89,51 @@ async fn route(state: &AppState, request: Request<Incoming>) -> Response<Body> {
         if method != Method::POST {
             return response::error(StatusCode::METHOD_NOT_ALLOWED, "webhooks are POSTed");
         }
-        return webhook::handle(state, hook, request).await;
+        let answer = webhook::handle(state, hook, request).await;
+        state.webhooks.count(answer.status().as_u16());
+        return answer;
     }
 
+    if method == Method::POST {
+        if path == "/api/builds" {
+            return builds::trigger(state, request).await;
+        }
+        if let Some(id) = path
+            .strip_prefix("/api/builds/")
+            .and_then(|rest| rest.strip_suffix("/cancel"))
+        {
+            return builds::cancel(state, id, request).await;
+        }
+    }
     if method != Method::GET && method != Method::HEAD {
         return response::error(StatusCode::METHOD_NOT_ALLOWED, "only GET is allowed here");
+    }
+    if path == "/buildio" {
+        return ws::upgrade(state, request);
+    }
+    if let Some(answer) = monitor::monitor_asset(&path) {
+        return answer;
     }
     match path.as_str() {
         "/build/status" => api::status(state).await,
         "/build/history" => api::history(state).await,
-        "/build/history/full" => api::history_full(state, query.as_deref()).await,
+        "/build/history/full" => api::history_full(state, query).await,
+        "/build/sync" => api::sync(state).await,
         "/healthz" => api::healthz(state).await,
+        "/metrics" => api::metrics(state).await,
+        "/api/builds" => builds::list(state, query).await,
         _ => {
             if let Some(id) = path.strip_prefix("/report/") {
                 api::report(state, id).await
             } else if let Some(rest) = path.strip_prefix("/build/logs/") {
                 api::branch_log(state, rest).await
+            } else if let Some(name) = path.strip_prefix("/artifacts/") {
+                api::artifact(state, name).await
+            } else if let Some(rest) = path.strip_prefix("/api/builds/") {
+                match rest.strip_suffix("/log") {
+                    Some(id) => builds::log(state, id, query).await,
+                    None => builds::build(state, rest).await,
+                }
             } else {
                 response::not_found(format!("no route {path}"))
             }

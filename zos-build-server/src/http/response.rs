@@ -2,12 +2,45 @@
 //! service answered its errors with.
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
+use futures_util::Stream;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 
-/// The body type of every response.
-pub type Body = Full<Bytes>;
+/// The body type of every response: a whole buffer for most routes, a stream
+/// for a followed log.
+pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// A body holding `bytes`.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// A streamed plain-text response: hyper sends it chunked, as it comes.
+pub fn text_stream(
+    stream: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+) -> Response<Body> {
+    streamed(stream, "text/plain; charset=utf-8")
+}
+
+/// A streamed response of `content_type`, never cached.
+pub fn streamed(
+    stream: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    content_type: &'static str,
+) -> Response<Body> {
+    let body = StreamBody::new(futures_util::StreamExt::map(stream, |chunk| {
+        chunk.map(Frame::data)
+    }));
+    let mut response = Response::new(BodyExt::boxed_unsync(body));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
 
 /// `value` as JSON with `status`.
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
@@ -41,12 +74,13 @@ pub fn not_found(what: impl Into<String>) -> Response<Body> {
     error(StatusCode::NOT_FOUND, what)
 }
 
-fn with_type(
+/// `body` with `status` and `content_type`.
+pub fn with_type(
     status: StatusCode,
     body: impl Into<Bytes>,
     content_type: &'static str,
 ) -> Response<Body> {
-    let mut response = Response::new(Full::new(body.into()));
+    let mut response = Response::new(full(body));
     *response.status_mut() = status;
     response
         .headers_mut()

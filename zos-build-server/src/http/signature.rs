@@ -6,7 +6,7 @@
 //! not reveal how much of a forged signature was right.
 
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 /// The header GitHub signs with.
 pub const HEADER: &str = "x-hub-signature-256";
@@ -72,9 +72,29 @@ fn decode_hex(hex: &[u8]) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Whether two secrets are equal, in time that depends on neither: both are
+/// hashed first, so even their lengths do not leak through timing.
+pub fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    let given = Sha256::digest(given);
+    let expected = Sha256::digest(expected);
+    given
+        .iter()
+        .zip(expected.iter())
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_compare_equal_only_when_equal() {
+        assert!(same_secret(b"token", b"token"));
+        assert!(!same_secret(b"token", b"tokem"));
+        assert!(!same_secret(b"token", b"token2"));
+        assert!(!same_secret(b"", b"token"));
+    }
 
     #[test]
     fn matches_githubs_documented_example() {

@@ -9,13 +9,14 @@
 use super::push::{self, Push};
 use super::response::{self, Body};
 use super::signature;
+use crate::pipeline::builds_of;
 use crate::state::AppState;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::CONTENT_LENGTH;
 use hyper::{Request, Response, StatusCode};
-use zos_build_core::{Enqueued, NewBuild};
+use zos_build_core::Enqueued;
 
 /// The largest webhook body accepted (GitHub caps payloads at 25 MB, but a
 /// push payload of more than a few hundred kilobytes is not a push we build).
@@ -126,28 +127,8 @@ async fn repository_push(state: &AppState, delivery: Option<String>, push: Push)
     let Some(branch) = catalog.get(&push.repository, &branch_name) else {
         return response::error(StatusCode::BAD_REQUEST, "branch not tracked");
     };
-    let commits = push.commits.to_string();
-    let builds = branch
-        .builds
-        .iter()
-        .map(|script| {
-            let mut build = NewBuild::new(
-                &push.repository,
-                &branch_name,
-                &push.commit,
-                &script.script,
-                &script.baseimage,
-            );
-            build.commits = commits.clone();
-            build.tag = script.tag.clone();
-            build
-        })
-        .collect();
-    let enqueued = match &state.scheduler {
-        Some(scheduler) => scheduler.enqueue(delivery.clone(), builds).await,
-        None => state.history.enqueue(delivery.clone(), builds).await,
-    };
-    match enqueued {
+    let builds = builds_of(branch, &push.commit, &push.commits.to_string());
+    match state.enqueue(delivery.clone(), builds).await {
         Ok(Enqueued::Duplicate) => {
             tracing::info!(delivery = ?delivery, "duplicate delivery ignored");
             response::json(StatusCode::OK, &serde_json::json!({"status": "duplicate"}))

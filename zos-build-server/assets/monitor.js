@@ -1,0 +1,863 @@
+// The zos-build monitor page: running builds with their live consoles, and
+// the history, fed by the server's /buildio websocket.
+//
+// Protocol (server to client only): frames {"event", "payload"} where event
+// is "history" (finished builds, newest first: replaces the history),
+// "status" (queued and running builds keyed by id: replaces the running
+// section), "update" ({id, line}: one log line) or "lagged" ({id, skipped}:
+// this page fell behind; a fresh status and history follow).
+//
+// Safety: every text that comes from the server (which copies it from a
+// GitHub push or from a build's output) reaches the document through
+// textContent or text nodes only; no markup is ever built from data. Links
+// taken from data are used only when they are http(s).
+//
+// Responsiveness: log lines are queued per build and rendered once per
+// animation frame; a console keeps at most CONSOLE_LINES lines and counts
+// the ones it let go, so a build printing a million lines costs the page a
+// bounded amount of DOM and memory.
+
+'use strict';
+
+/** Lines kept in one build's console. */
+const CONSOLE_LINES = 500;
+/** Delay before reconnecting a closed websocket, as the old page did. */
+const RECONNECT_MS = 2000;
+/** Commits listed per build (GitHub sends at most 20 per push anyway). */
+const MAX_COMMITS = 20;
+/** Time between two draws, as a multiple of the last draw's cost. */
+const DRAW_SPACING = 4;
+/** Builds whose lines may be waiting for their first status frame. */
+const MAX_ORPHANS = 20;
+/** Statuses with their own colour; anything else is drawn as "other". */
+const STATUSES = ['queued', 'initializing', 'building', 'success', 'error', 'cancelled'];
+
+// ---------------------------------------------------------------------------
+// ANSI escape sequences: SGR colours become classes, everything else is
+// dropped. The parser works on one line at a time and carries the colour
+// state from line to line, like a terminal does.
+
+const ansi = (() => {
+  /** A fresh colour state: default colours, normal weight. */
+  function fresh() {
+    return { fg: -1, bg: -1, bold: false };
+  }
+
+  function toInt(text) {
+    const value = parseInt(text, 10);
+    return Number.isFinite(value) ? value : 0;
+  }
+
+  /** 256-colour indexes 0-15 are the classic palette; others are not drawn. */
+  function setIndexed(state, which, index) {
+    const value = index >= 0 && index < 16 ? index : -1;
+    if (which === 38) state.fg = value;
+    else state.bg = value;
+  }
+
+  /** Applies the parameters of one `ESC [ ... m`. */
+  function applySgr(state, params) {
+    const first = params.charCodeAt(0);
+    if (first >= 0x3c && first <= 0x3f) return; // private (<=>?): not SGR
+    const parts = params.split(';');
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i];
+      if (part.indexOf(':') !== -1) {
+        // ITU sub-parameters: 38:5:n is understood, the rest is ignored.
+        const sub = part.split(':');
+        const code = toInt(sub[0]);
+        if ((code === 38 || code === 48) && toInt(sub[1]) === 5) {
+          setIndexed(state, code, toInt(sub[2]));
+        }
+        continue;
+      }
+      const code = toInt(part);
+      if (code === 0) {
+        state.fg = -1;
+        state.bg = -1;
+        state.bold = false;
+      } else if (code === 1) {
+        state.bold = true;
+      } else if (code === 22) {
+        state.bold = false;
+      } else if (code >= 30 && code <= 37) {
+        state.fg = code - 30;
+      } else if (code === 39) {
+        state.fg = -1;
+      } else if (code >= 40 && code <= 47) {
+        state.bg = code - 40;
+      } else if (code === 49) {
+        state.bg = -1;
+      } else if (code >= 90 && code <= 97) {
+        state.fg = code - 90 + 8;
+      } else if (code >= 100 && code <= 107) {
+        state.bg = code - 100 + 8;
+      } else if (code === 38 || code === 48) {
+        // Extended colours carry arguments that must not be read as codes.
+        const mode = toInt(parts[i + 1]);
+        if (mode === 5) {
+          setIndexed(state, code, toInt(parts[i + 2]));
+          i += 2;
+        } else if (mode === 2) {
+          if (code === 38) state.fg = -1;
+          else state.bg = -1;
+          i += 4;
+        } else {
+          i += 1;
+        }
+      }
+      // Other attributes (italic, underline, blink...) are not drawn.
+    }
+  }
+
+  const classCache = new Map();
+
+  /** The class attribute for a colour state; '' for the defaults. */
+  function classOf(state) {
+    const key = (state.fg + 1) * 34 + (state.bg + 1) * 2 + (state.bold ? 1 : 0);
+    let name = classCache.get(key);
+    if (name === undefined) {
+      const names = [];
+      if (state.fg >= 0) names.push('ansi-fg-' + state.fg);
+      if (state.bg >= 0) names.push('ansi-bg-' + state.bg);
+      if (state.bold) names.push('ansi-bold');
+      name = names.join(' ');
+      classCache.set(key, name);
+    }
+    return name;
+  }
+
+  /** Index just past a string sequence (OSC, DCS...): BEL, ESC \ or ST. */
+  function stringEnd(line, i) {
+    for (let j = i; j < line.length; j++) {
+      const c = line.charCodeAt(j);
+      if (c === 0x07 || c === 0x9c) return j + 1;
+      if (c === 0x1b && line.charCodeAt(j + 1) === 0x5c) return j + 2;
+    }
+    return line.length;
+  }
+
+  // The result of readEscape, reused to spare an allocation per sequence.
+  const escape = { end: 0, sgr: null };
+
+  /** Reads the escape sequence starting at `i` (ESC or the C1 CSI). */
+  function readEscape(line, i) {
+    const n = line.length;
+    escape.sgr = null;
+    let j;
+    if (line.charCodeAt(i) === 0x9b) {
+      j = i + 1;
+    } else {
+      const kind = line.charCodeAt(i + 1);
+      if (kind === 0x5b) {
+        j = i + 2; // ESC [
+      } else if (kind === 0x5d || kind === 0x50 || kind === 0x58 || kind === 0x5e || kind === 0x5f) {
+        escape.end = stringEnd(line, i + 2); // OSC, DCS, SOS, PM, APC
+        return escape;
+      } else {
+        // ESC, intermediate bytes, one final byte (ESC 7, ESC ( B...).
+        j = i + 1;
+        while (j < n && line.charCodeAt(j) >= 0x20 && line.charCodeAt(j) <= 0x2f) j++;
+        const final = line.charCodeAt(j);
+        escape.end = final >= 0x30 && final <= 0x7e ? j + 1 : j;
+        return escape;
+      }
+    }
+    // CSI: parameter bytes, intermediate bytes, one final byte.
+    const paramsStart = j;
+    while (j < n && line.charCodeAt(j) >= 0x30 && line.charCodeAt(j) <= 0x3f) j++;
+    const paramsEnd = j;
+    while (j < n && line.charCodeAt(j) >= 0x20 && line.charCodeAt(j) <= 0x2f) j++;
+    if (j >= n) {
+      escape.end = n; // cut short: drop it
+      return escape;
+    }
+    const final = line.charCodeAt(j);
+    if (final < 0x40 || final > 0x7e) {
+      escape.end = j; // malformed: drop what was read, keep the rest
+      return escape;
+    }
+    if (final === 0x6d && paramsEnd === j) escape.sgr = line.slice(paramsStart, paramsEnd);
+    escape.end = j + 1;
+    return escape;
+  }
+
+  /**
+   * Splits one line into runs of text and their class: a flat array
+   * [text, class, text, class, ...]. Updates `state`. A carriage return
+   * followed by more text starts the line over, as on a terminal; other
+   * control characters except the tab are dropped.
+   */
+  function parse(line, state) {
+    const out = [];
+    let cls = classOf(state);
+    let text = '';
+    let start = 0;
+    let i = 0;
+    const n = line.length;
+    while (i < n) {
+      const c = line.charCodeAt(i);
+      if ((c >= 0x20 && c < 0x7f) || c > 0x9f || c === 0x09) {
+        i++;
+        continue;
+      }
+      text += line.slice(start, i);
+      if (c === 0x1b || c === 0x9b) {
+        const seq = readEscape(line, i);
+        if (seq.sgr !== null) {
+          if (text) {
+            out.push(text, cls);
+            text = '';
+          }
+          applySgr(state, seq.sgr);
+          cls = classOf(state);
+        }
+        i = seq.end;
+      } else if (c === 0x0d) {
+        let k = i;
+        while (k < n && line.charCodeAt(k) === 0x0d) k++;
+        if (k < n) {
+          out.length = 0;
+          text = '';
+        }
+        i = k;
+      } else {
+        i++;
+      }
+      start = i;
+    }
+    text += line.slice(start, n);
+    if (text) out.push(text, cls);
+    return out;
+  }
+
+  /** Updates `state` as if `line` had been drawn. */
+  function advance(line, state) {
+    if (line.indexOf('\x1b') !== -1 || line.indexOf('\x9b') !== -1) parse(line, state);
+  }
+
+  return { fresh, parse, advance };
+})();
+
+// ---------------------------------------------------------------------------
+// Small DOM helpers. Text always goes through textContent.
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
+
+function link(href, text, className) {
+  const a = el('a', className, text);
+  a.href = href;
+  return a;
+}
+
+/** `value` as a string; '' for null and undefined. */
+function str(value) {
+  return value === undefined || value === null ? '' : String(value);
+}
+
+/** `value` as an absolute http(s) URL, or null. */
+function httpUrl(value) {
+  if (typeof value !== 'string' || value === '') return null;
+  try {
+    const url = new URL(value, location.href);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
+  } catch (_) {
+    return null;
+  }
+}
+
+function reportUrl(id) {
+  return '/report/' + encodeURIComponent(id);
+}
+
+function artifactUrl(name) {
+  return '/artifacts/' + encodeURIComponent(name);
+}
+
+function statusClass(status) {
+  return STATUSES.indexOf(status) !== -1 ? 'status-' + status : 'status-other';
+}
+
+function seconds(value) {
+  return typeof value === 'number' && Number.isFinite(value) ? value : null;
+}
+
+function pad(n) {
+  return n < 10 ? '0' + n : String(n);
+}
+
+function formatDuration(total) {
+  const s = Math.max(0, Math.floor(total));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const rest = s % 60;
+  if (h > 0) return h + 'h ' + pad(m) + 'm ' + pad(rest) + 's';
+  if (m > 0) return m + 'm ' + pad(rest) + 's';
+  return rest + 's';
+}
+
+function formatTime(unix) {
+  return new Date(unix * 1000).toLocaleString();
+}
+
+function now() {
+  return Date.now() / 1000;
+}
+
+function firstLine(text) {
+  const s = str(text);
+  const end = s.indexOf('\n');
+  return (end === -1 ? s : s.slice(0, end)).trim();
+}
+
+function badge(status) {
+  return el('span', 'badge ' + statusClass(status), status || 'unknown');
+}
+
+/** The list of a push's commits: id, message's first line, author. */
+function commitList(commits) {
+  const list = el('ul', 'commits');
+  if (!Array.isArray(commits)) return list;
+  for (const commit of commits.slice(0, MAX_COMMITS)) {
+    if (!commit || typeof commit !== 'object') continue;
+    const item = el('li', 'commit');
+    const sha = str(commit.id).slice(0, 10);
+    const url = httpUrl(commit.url);
+    const shaNode = url ? link(url, sha, 'sha') : el('span', 'sha', sha);
+    if (url) shaNode.rel = 'noopener noreferrer';
+    item.appendChild(shaNode);
+    item.appendChild(el('span', 'message', firstLine(commit.message)));
+    const author = commit.author && typeof commit.author === 'object' ? commit.author : {};
+    const who = str(author.name) || str(author.username);
+    if (who) item.appendChild(el('span', 'author', who));
+    if (commit.timestamp) item.title = str(commit.timestamp);
+    list.appendChild(item);
+  }
+  if (commits.length > MAX_COMMITS) {
+    list.appendChild(el('li', 'more', '… and ' + (commits.length - MAX_COMMITS) + ' more'));
+  }
+  return list;
+}
+
+/** A <dl> of the rows whose value is not empty. */
+function details(rows) {
+  const list = el('dl', 'meta');
+  for (const [term, value] of rows) {
+    if (value === null || value === undefined || value === '') continue;
+    list.appendChild(el('dt', null, term));
+    const dd = el('dd');
+    if (value instanceof Node) dd.appendChild(value);
+    else dd.textContent = String(value);
+    list.appendChild(dd);
+  }
+  return list;
+}
+
+function artifactLink(name) {
+  return name ? link(artifactUrl(str(name)), str(name), 'artifact') : null;
+}
+
+// ---------------------------------------------------------------------------
+// Rendering log lines, once per animation frame.
+
+const dirty = new Set();
+let frameRequested = false;
+let lastDraw = -Infinity;
+let drawCost = 0;
+
+function schedule(view) {
+  dirty.add(view);
+  if (!frameRequested) {
+    frameRequested = true;
+    requestAnimationFrame(renderFrame);
+  }
+}
+
+function renderFrame(time) {
+  // Under a flood of lines, drawing at every frame would leave little time
+  // to read the socket and to answer the reader: between two draws, leave
+  // a few times what the last one cost (never more than a quarter second).
+  if (time - lastDraw < Math.min(DRAW_SPACING * drawCost, 250)) {
+    requestAnimationFrame(renderFrame);
+    return;
+  }
+  frameRequested = false;
+  const start = performance.now();
+  const views = Array.from(dirty);
+  dirty.clear();
+  for (const view of views) view.flush();
+  lastDraw = start;
+  drawCost = performance.now() - start;
+}
+
+/** A console line made of ANSI runs. */
+function lineElement(runs) {
+  const line = el('div', 'line');
+  for (let k = 0; k < runs.length; k += 2) {
+    if (runs[k + 1]) line.appendChild(el('span', runs[k + 1], runs[k]));
+    else line.appendChild(document.createTextNode(runs[k]));
+  }
+  return line;
+}
+
+/** A notice between log lines, e.g. that some lines were missed. */
+class Notice {
+  constructor(text, id) {
+    this.text = text;
+    this.id = id;
+  }
+
+  element() {
+    const line = el('div', 'line notice', this.text + ' ');
+    line.appendChild(link(reportUrl(this.id), 'full log'));
+    return line;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// A running or queued build.
+
+class BuildView {
+  constructor(id) {
+    this.id = id;
+    this.build = {};
+    this.commitsKey = null;
+    this.pending = []; // strings (log lines) and Notices, not drawn yet
+    this.dropped = 0; // log lines let go from the top of the console
+    this.sgr = ansi.fresh();
+    this.follow = true; // scroll along while the reader is at the bottom
+    this.removed = false;
+
+    this.root = el('article', 'build');
+    this.root.dataset.buildId = id;
+
+    const head = el('header', 'build-head');
+    this.badge = el('span', 'badge');
+    this.name = el('h3', 'name');
+    this.tag = el('span', 'tag');
+    this.elapsed = el('span', 'elapsed');
+    head.append(this.badge, this.name, this.tag, this.elapsed);
+
+    this.meta = el('div', 'build-meta');
+    this.commits = el('div', 'build-commits');
+
+    const consoleBox = el('div', 'console-box');
+    const consoleHead = el('div', 'console-head');
+    this.earlier = el('span', 'earlier');
+    this.fullLog = link(reportUrl(id), 'full log', 'full-log');
+    consoleHead.append(this.earlier, this.fullLog);
+    this.console = el('div', 'console');
+    this.console.dataset.buildId = id;
+    this.console.setAttribute('role', 'log');
+    this.console.setAttribute('aria-live', 'off');
+    this.console.tabIndex = 0;
+    this.console.addEventListener('scroll', () => {
+      const c = this.console;
+      this.follow = c.scrollHeight - c.scrollTop - c.clientHeight < 8;
+    }, { passive: true });
+    consoleBox.append(consoleHead, this.console);
+
+    this.root.append(head, this.meta, this.commits, consoleBox);
+    this.updateEarlier();
+  }
+
+  /** Shows the fields of a status entry. */
+  update(build) {
+    this.build = build;
+    const status = str(build.status);
+    this.root.className = 'build ' + statusClass(status);
+    this.badge.className = 'badge ' + statusClass(status);
+    this.badge.textContent = status || 'unknown';
+    this.name.textContent = str(build.name) || this.id;
+    this.tag.textContent = str(build.tag);
+    this.tag.hidden = !build.tag;
+    const started = seconds(build.started);
+    this.elapsed.title = started === null ? 'not started yet' : 'started ' + formatTime(started);
+    this.tick();
+
+    const docker = str(build.docker);
+    this.meta.replaceChildren(details([
+      ['Base image', str(build.baseimage)],
+      ['Container', docker === 'system' ? '' : docker],
+      ['Artifact', artifactLink(build.artifact)],
+      ['Error', str(build.error)],
+    ]));
+
+    let key;
+    try {
+      key = JSON.stringify(build.commits);
+    } catch (_) {
+      key = '';
+    }
+    if (key !== this.commitsKey) {
+      this.commitsKey = key;
+      this.commits.replaceChildren(commitList(build.commits));
+    }
+  }
+
+  /** Refreshes the ticking build time. */
+  tick() {
+    const started = seconds(this.build.started);
+    if (started === null) {
+      this.elapsed.textContent = 'queued';
+      return;
+    }
+    const ended = seconds(this.build.ended);
+    this.elapsed.textContent = formatDuration((ended === null ? now() : ended) - started);
+  }
+
+  /** Starts the console over from the `monitor` of a status entry. */
+  seed(monitor) {
+    this.console.replaceChildren();
+    this.pending = [];
+    this.dropped = 0;
+    this.sgr = ansi.fresh();
+    this.follow = true;
+    const text = str(monitor);
+    if (text !== '') {
+      for (const line of text.split('\n')) this.push(line);
+    }
+    this.updateEarlier();
+  }
+
+  /** Queues one log line. */
+  push(line) {
+    const pending = this.pending;
+    pending.push(line);
+    // A hidden tab gets no animation frames: keep the queue bounded.
+    if (pending.length >= 2 * CONSOLE_LINES) this.dropPending(pending.length - CONSOLE_LINES);
+    schedule(this);
+  }
+
+  /** Queues a notice (shown in order with the lines). */
+  notice(text) {
+    this.pending.push(new Notice(text, this.id));
+    schedule(this);
+  }
+
+  /** Lets the first `count` queued items go, keeping the colour state right. */
+  dropPending(count) {
+    const gone = this.pending.splice(0, count);
+    for (const item of gone) {
+      if (typeof item === 'string') {
+        ansi.advance(item, this.sgr);
+        this.dropped++;
+      }
+    }
+  }
+
+  /** Draws the queued lines: one DOM insertion, then trims to the bound. */
+  flush() {
+    if (this.removed) return;
+    if (this.pending.length > CONSOLE_LINES) this.dropPending(this.pending.length - CONSOLE_LINES);
+    const items = this.pending;
+    this.pending = [];
+    if (items.length === 0) return;
+    const box = this.console;
+    if (items.length >= CONSOLE_LINES) {
+      // Everything shown now would be trimmed anyway.
+      this.dropped += box.querySelectorAll(':scope > .line:not(.notice)').length;
+      box.replaceChildren();
+    }
+    const fragment = document.createDocumentFragment();
+    for (const item of items) {
+      fragment.appendChild(
+        typeof item === 'string' ? lineElement(ansi.parse(item, this.sgr)) : item.element(),
+      );
+    }
+    box.appendChild(fragment);
+    let excess = box.childElementCount - CONSOLE_LINES;
+    while (excess-- > 0) {
+      const first = box.firstElementChild;
+      if (!first.classList.contains('notice')) this.dropped++;
+      first.remove();
+    }
+    this.updateEarlier();
+    if (this.follow) box.scrollTop = box.scrollHeight;
+  }
+
+  updateEarlier() {
+    this.earlier.textContent =
+      this.dropped > 0 ? '… ' + this.dropped.toLocaleString() + ' earlier lines: ' : '';
+  }
+
+  remove() {
+    this.removed = true;
+    this.root.remove();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The page's sections.
+
+const page = {
+  running: null, // id="running"
+  runningList: null,
+  runningCount: null,
+  history: null, // id="history"
+  historyList: null,
+  banner: null, // id="disconnected"
+  connection: null,
+};
+
+/** Running and queued builds by id. */
+const running = new Map();
+/** Lines of builds not (yet) in a status frame, by id: bounded. */
+const orphans = new Map();
+
+function buildOrder(a, b) {
+  const qa = seconds(a.build.started) === null ? 1 : 0;
+  const qb = seconds(b.build.started) === null ? 1 : 0;
+  if (qa !== qb) return qa - qb;
+  const sa = seconds(a.build.started) || 0;
+  const sb = seconds(b.build.started) || 0;
+  if (sa !== sb) return sa - sb;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+/** `status`: the running section becomes exactly these builds. */
+function onStatus(payload, reseed) {
+  const entries = payload && typeof payload === 'object' && !Array.isArray(payload) ? payload : {};
+  const seen = new Set();
+  const views = [];
+  for (const key of Object.keys(entries)) {
+    const build = entries[key];
+    if (!build || typeof build !== 'object') continue;
+    const id = str(build.id) || key;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    let view = running.get(id);
+    if (!view) {
+      view = new BuildView(id);
+      running.set(id, view);
+      view.seed(build.monitor);
+      const waiting = orphans.get(id);
+      if (waiting) {
+        orphans.delete(id);
+        for (const line of waiting) view.push(line);
+      }
+    } else if (reseed) {
+      // After a reconnection the console has a gap: start it over.
+      view.seed(build.monitor);
+    }
+    view.update(build);
+    views.push(view);
+  }
+  for (const [id, view] of running) {
+    if (!seen.has(id)) {
+      view.remove();
+      running.delete(id);
+    }
+  }
+  views.sort(buildOrder);
+  // Move only what is out of place: a moved console would lose its scroll.
+  const list = page.runningList;
+  let cursor = list.firstElementChild;
+  for (const view of views) {
+    if (cursor === view.root) {
+      cursor = cursor.nextElementSibling;
+    } else {
+      list.insertBefore(view.root, cursor);
+    }
+  }
+  while (cursor) {
+    const next = cursor.nextElementSibling;
+    if (!cursor.classList.contains('empty')) cursor.remove();
+    cursor = next;
+  }
+  let empty = list.querySelector(':scope > .empty');
+  if (views.length === 0 && !empty) {
+    empty = el('p', 'empty', 'No build is running or queued.');
+    list.appendChild(empty);
+  } else if (views.length > 0 && empty) {
+    empty.remove();
+  }
+  page.runningCount.textContent = views.length ? '(' + views.length + ')' : '';
+}
+
+/** `update`: one log line. */
+function onUpdate(payload) {
+  if (!payload || typeof payload !== 'object') return;
+  const id = str(payload.id);
+  const line = str(payload.line);
+  const view = running.get(id);
+  if (view) {
+    view.push(line);
+    return;
+  }
+  let waiting = orphans.get(id);
+  if (!waiting) {
+    if (orphans.size >= MAX_ORPHANS) orphans.delete(orphans.keys().next().value);
+    waiting = [];
+    orphans.set(id, waiting);
+  }
+  waiting.push(line);
+  if (waiting.length > CONSOLE_LINES) waiting.splice(0, waiting.length - CONSOLE_LINES);
+}
+
+/** `lagged`: the server dropped events for this page. */
+function onLagged(payload) {
+  const skipped = payload && typeof payload === 'object' ? Number(payload.skipped) || 0 : 0;
+  // The count covers every build's events, so any running console may
+  // have a gap: say so in each.
+  const text = '… this page fell behind: up to ' + skipped.toLocaleString() +
+    ' lines may be missing here;';
+  for (const view of running.values()) view.notice(text);
+}
+
+/** One finished build, collapsed. */
+function historyEntry(build, open) {
+  const id = str(build.id);
+  const status = str(build.status);
+  const entry = el('details', 'entry ' + statusClass(status));
+  entry.dataset.buildId = id;
+  if (open.has(id)) entry.open = true;
+
+  const summary = el('summary');
+  summary.appendChild(badge(status));
+  summary.appendChild(el('span', 'name', str(build.name) || id));
+  if (build.tag) summary.appendChild(el('span', 'tag', str(build.tag)));
+  const first = Array.isArray(build.commits) && build.commits[0] && typeof build.commits[0] === 'object'
+    ? firstLine(build.commits[0].message) : '';
+  summary.appendChild(el('span', 'summary-message', first));
+  const started = seconds(build.started);
+  const ended = seconds(build.ended);
+  const duration = started !== null && ended !== null ? formatDuration(ended - started) : '';
+  summary.appendChild(el('span', 'duration', duration));
+  const when = el('time', 'when', ended !== null ? formatTime(ended) : '');
+  if (ended !== null) when.dateTime = new Date(ended * 1000).toISOString();
+  summary.appendChild(when);
+  entry.appendChild(summary);
+
+  const body = el('div', 'entry-body');
+  body.appendChild(details([
+    ['Started', started !== null ? formatTime(started) : ''],
+    ['Ended', ended !== null ? formatTime(ended) : ''],
+    ['Duration', duration],
+    ['Base image', str(build.baseimage)],
+    ['Artifact', artifactLink(build.artifact)],
+    ['Error', str(build.error)],
+  ]));
+  body.appendChild(commitList(build.commits));
+  body.appendChild(link(reportUrl(id), 'Full log', 'full-log'));
+  entry.appendChild(body);
+  return entry;
+}
+
+/** `history`: the history becomes exactly these builds. */
+function onHistory(payload) {
+  const builds = Array.isArray(payload) ? payload : [];
+  const open = new Set();
+  for (const entry of page.historyList.querySelectorAll('details[open]')) {
+    open.add(entry.dataset.buildId);
+  }
+  const fragment = document.createDocumentFragment();
+  for (const build of builds) {
+    if (build && typeof build === 'object') fragment.appendChild(historyEntry(build, open));
+  }
+  if (!fragment.firstChild) fragment.appendChild(el('p', 'empty', 'No finished build yet.'));
+  page.historyList.replaceChildren(fragment);
+}
+
+// ---------------------------------------------------------------------------
+// The websocket.
+
+let socket = null;
+let retry = null;
+let reseedNext = false;
+
+function socketUrl() {
+  return (location.protocol === 'https:' ? 'wss:' : 'ws:') + '//' + location.host + '/buildio';
+}
+
+function setConnected(connected) {
+  page.banner.hidden = connected;
+  document.body.classList.toggle('offline', !connected);
+  page.connection.textContent = connected ? 'live' : 'offline';
+  page.connection.className = 'connection ' + (connected ? 'online' : 'offline');
+}
+
+function disconnected() {
+  setConnected(false);
+  if (retry === null) retry = setTimeout(connect, RECONNECT_MS);
+}
+
+function onFrame(data) {
+  if (typeof data !== 'string') return;
+  let frame;
+  try {
+    frame = JSON.parse(data);
+  } catch (_) {
+    return;
+  }
+  if (!frame || typeof frame !== 'object') return;
+  switch (frame.event) {
+    case 'update':
+      onUpdate(frame.payload);
+      break;
+    case 'status':
+      onStatus(frame.payload, reseedNext);
+      reseedNext = false;
+      break;
+    case 'history':
+      onHistory(frame.payload);
+      break;
+    case 'lagged':
+      onLagged(frame.payload);
+      break;
+    default:
+      break;
+  }
+}
+
+function connect() {
+  retry = null;
+  let ws;
+  try {
+    ws = new WebSocket(socketUrl());
+  } catch (_) {
+    disconnected();
+    return;
+  }
+  socket = ws;
+  ws.addEventListener('open', () => {
+    if (ws !== socket) return;
+    setConnected(true);
+    // The snapshot that follows rebuilds everything; consoles start over
+    // from it since lines may have been missed while disconnected.
+    reseedNext = true;
+    orphans.clear();
+  });
+  ws.addEventListener('message', (event) => {
+    if (ws === socket) onFrame(event.data);
+  });
+  ws.addEventListener('close', () => {
+    if (ws !== socket) return;
+    socket = null;
+    disconnected();
+  });
+}
+
+function start() {
+  page.running = document.getElementById('running');
+  page.runningList = document.getElementById('running-list');
+  page.runningCount = document.getElementById('running-count');
+  page.history = document.getElementById('history');
+  page.historyList = document.getElementById('history-list');
+  page.banner = document.getElementById('disconnected');
+  page.connection = document.getElementById('connection');
+  setInterval(() => {
+    for (const view of running.values()) view.tick();
+  }, 1000);
+  connect();
+}
+
+if (typeof document !== 'undefined') {
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+  else start();
+}

@@ -1,0 +1,434 @@
+//! `/api/builds`: the JSON API for scripts and the terminal client.
+//!
+//! - `GET /api/builds[?name=owner/repo/branch][&limit=N]`: builds of any
+//!   status, newest first;
+//! - `GET /api/builds/<id>`: one build;
+//! - `GET /api/builds/<id>/log[?follow=1][&offset=N]`: its log, optionally
+//!   followed live;
+//! - `POST /api/builds` (`{"repository", "branch", "commit"?}`) and
+//!   `POST /api/builds/<id>/cancel`: write actions, which need
+//!   `Authorization: Bearer <admin-token>` and are refused altogether while
+//!   no `admin-token` is set.
+//!
+//! The log file is the one source of truth: a follower reads it from a byte
+//! offset and, once at its end, waits for the live feed to say the build
+//! wrote more (or for a second to pass) before reading on. So a follower
+//! that reconnects with `?offset=<bytes received>` gets exactly the rest,
+//! never a line twice and never a gap, whatever it missed in between; and a
+//! follower never holds a build up, it only reads what was written.
+//! Only whole lines are sent until the build has ended.
+
+use super::push::is_repository_name;
+use super::response::{self, Body};
+use super::signature::same_secret;
+use crate::live::LiveEvent;
+use crate::pipeline::builds_of;
+use crate::state::AppState;
+use crate::views;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::AUTHORIZATION;
+use hyper::{Request, Response, StatusCode};
+use std::io::SeekFrom;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::broadcast;
+use zos_build_core::history::is_valid_build_id;
+use zos_build_core::BuildRecord;
+use zos_build_core::{git, Enqueued};
+
+/// Largest chunk sent at once.
+const CHUNK: u64 = 256 * 1024;
+/// How long a follower waits for news before looking at the file anyway.
+const POLL: Duration = Duration::from_secs(1);
+/// The most builds `GET /api/builds` lists at once.
+pub const MAX_LIMIT: u64 = 1000;
+/// The largest body of a write request.
+const MAX_REQUEST: usize = 64 * 1024;
+
+fn internal(e: impl std::fmt::Display) -> Response<Body> {
+    tracing::error!(error = %e, "history query failed");
+    response::error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the build history cannot be read",
+    )
+}
+
+/// `GET /api/builds[?name=owner/repo/branch][&limit=N]` (default 25).
+pub async fn list(state: &AppState, query: Option<&str>) -> Response<Body> {
+    let mut name = None;
+    let mut limit = views::HISTORY_LENGTH;
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "name" => name = Some(percent_decode(value)),
+            "limit" => match value.parse::<u64>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = n,
+                _ => {
+                    return response::error(
+                        StatusCode::BAD_REQUEST,
+                        format!("limit must be a number from 1 to {MAX_LIMIT}"),
+                    )
+                }
+            },
+            _ => {}
+        }
+    }
+    match state.history.recent(name.as_deref(), limit).await {
+        Ok(records) => response::json(StatusCode::OK, &views::history_list(&records)),
+        Err(e) => internal(e),
+    }
+}
+
+/// `%2F` and friends, as a browser or curl may send a name.
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The refusal of a write request without the admin token; None when the
+/// request carries it.
+fn refusal(state: &AppState, request: &Request<Incoming>) -> Option<Response<Body>> {
+    let Some(expected) = &state.config.admin_token else {
+        return Some(response::error(
+            StatusCode::FORBIDDEN,
+            "the write API is disabled: set admin-token to enable it",
+        ));
+    };
+    let given = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(token) if same_secret(token.as_bytes(), expected.as_bytes()) => None,
+        Some(_) => Some(response::error(
+            StatusCode::UNAUTHORIZED,
+            "wrong admin token",
+        )),
+        None => Some(response::error(
+            StatusCode::UNAUTHORIZED,
+            "missing Authorization: Bearer <admin-token>",
+        )),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerRequest {
+    repository: String,
+    branch: String,
+    #[serde(default)]
+    commit: Option<String>,
+}
+
+/// `POST /api/builds`: builds a tracked branch at a commit (default: its head).
+pub async fn trigger(state: &AppState, request: Request<Incoming>) -> Response<Body> {
+    if let Some(answer) = refusal(state, &request) {
+        return answer;
+    }
+    let body = match Limited::new(request.into_body(), MAX_REQUEST)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return response::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is larger than {MAX_REQUEST} bytes or unreadable"),
+            )
+        }
+    };
+    let wanted: TriggerRequest = match serde_json::from_slice(&body) {
+        Ok(wanted) => wanted,
+        Err(e) => {
+            return response::error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"repository\": \"owner/name\", \"branch\": ..., \"commit\": optional}}: {e}"),
+            )
+        }
+    };
+    if !is_repository_name(&wanted.repository) {
+        return response::error(
+            StatusCode::BAD_REQUEST,
+            format!("repository {:?} is not owner/name", wanted.repository),
+        );
+    }
+    let Some(catalog) = state.catalog() else {
+        return response::error(StatusCode::NOT_FOUND, "repository not tracked");
+    };
+    if !catalog.has_repository(&wanted.repository) {
+        return response::error(StatusCode::NOT_FOUND, "repository not tracked");
+    }
+    let Some(branch) = catalog.get(&wanted.repository, &wanted.branch) else {
+        return response::error(StatusCode::NOT_FOUND, "branch not tracked");
+    };
+    let commit = match wanted.commit {
+        Some(commit) if commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            commit.to_ascii_lowercase()
+        }
+        Some(commit) => {
+            return response::error(
+                StatusCode::BAD_REQUEST,
+                format!("commit {commit:?} is not 40 hexadecimal digits"),
+            )
+        }
+        None => {
+            let url = git::repository_url(&state.config.git_base_url, &wanted.repository);
+            match git::resolve(&url, &format!("refs/heads/{}", wanted.branch)).await {
+                Ok(commit) => commit,
+                Err(e) => {
+                    return response::error(
+                        StatusCode::BAD_GATEWAY,
+                        format!("cannot find the head of the branch: {e}"),
+                    )
+                }
+            }
+        }
+    };
+    let builds = builds_of(branch, &commit, "[]");
+    match state.enqueue(None, builds).await {
+        Ok(Enqueued::Queued(records)) => {
+            let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+            tracing::info!(repository = %wanted.repository, branch = %wanted.branch, %commit, builds = ?ids, "build started through the API");
+            response::json(
+                StatusCode::CREATED,
+                &serde_json::json!({"status": "success", "builds": ids, "commit": commit}),
+            )
+        }
+        Ok(Enqueued::Duplicate) => {
+            response::json(StatusCode::OK, &serde_json::json!({"status": "duplicate"}))
+        }
+        Err(e) => internal(e),
+    }
+}
+
+/// `POST /api/builds/<id>/cancel`.
+pub async fn cancel(state: &AppState, id: &str, request: Request<Incoming>) -> Response<Body> {
+    if let Some(answer) = refusal(state, &request) {
+        return answer;
+    }
+    let record = match record(state, id).await {
+        Ok(record) => record,
+        Err(answer) => return answer,
+    };
+    if record.status.is_finished() {
+        return response::error(
+            StatusCode::CONFLICT,
+            format!("build {id} has already ended ({})", record.status.as_str()),
+        );
+    }
+    let cancelled = state
+        .scheduler
+        .as_ref()
+        .is_some_and(|scheduler| scheduler.cancel(id, "cancelled through the API"));
+    if cancelled {
+        response::json(StatusCode::OK, &serde_json::json!({"status": "success"}))
+    } else {
+        response::error(
+            StatusCode::CONFLICT,
+            format!("build {id} is not running on this server"),
+        )
+    }
+}
+
+async fn record(state: &AppState, id: &str) -> Result<BuildRecord, Response<Body>> {
+    if !is_valid_build_id(id) {
+        return Err(response::not_found("no such build"));
+    }
+    match state.history.get(id).await {
+        Ok(Some(record)) => Ok(record),
+        Ok(None) => Err(response::not_found("no such build")),
+        Err(e) => {
+            tracing::error!(error = %e, "history query failed");
+            Err(response::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the build history cannot be read",
+            ))
+        }
+    }
+}
+
+/// `GET /api/builds/<id>`: the build as the history shows it.
+pub async fn build(state: &AppState, id: &str) -> Response<Body> {
+    match record(state, id).await {
+        Ok(record) => response::json(StatusCode::OK, &views::history_entry(&record)),
+        Err(answer) => answer,
+    }
+}
+
+struct Query {
+    follow: bool,
+    offset: u64,
+}
+
+fn parse_query(query: Option<&str>) -> Result<Query, String> {
+    let mut parsed = Query {
+        follow: false,
+        offset: 0,
+    };
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "follow" => parsed.follow = matches!(value, "" | "1" | "true" | "yes"),
+            "offset" => {
+                parsed.offset = value
+                    .parse()
+                    .map_err(|_| format!("offset must be a number of bytes, found {value:?}"))?
+            }
+            _ => {}
+        }
+    }
+    Ok(parsed)
+}
+
+/// `GET /api/builds/<id>/log[?follow=1][&offset=N]`: the log from byte `N`;
+/// with `follow`, streamed until the build has ended.
+pub async fn log(state: &Arc<AppState>, id: &str, query: Option<&str>) -> Response<Body> {
+    let query = match parse_query(query) {
+        Ok(query) => query,
+        Err(message) => return response::error(StatusCode::BAD_REQUEST, message),
+    };
+    // Subscribe before the first read, so no news between the two is missed.
+    let news = state.live.subscribe();
+    let record = match record(state, id).await {
+        Ok(record) => record,
+        Err(answer) => return answer,
+    };
+    let path = state.config.build_log_path(&record.id);
+    if !query.follow {
+        return match read_from(&path, query.offset, u64::MAX).await {
+            Ok(bytes) => response::text(StatusCode::OK, bytes),
+            Err(e) => {
+                tracing::error!(build = %record.id, error = %e, "cannot read a build log");
+                response::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the build log cannot be read",
+                )
+            }
+        };
+    }
+    let follower = Follower {
+        state: state.clone(),
+        id: record.id,
+        path,
+        offset: query.offset,
+        news,
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(follower, |mut follower| async move {
+        follower.next_chunk().await.map(|chunk| (chunk, follower))
+    });
+    response::text_stream(stream)
+}
+
+struct Follower {
+    state: Arc<AppState>,
+    id: String,
+    path: PathBuf,
+    offset: u64,
+    news: broadcast::Receiver<LiveEvent>,
+    done: bool,
+}
+
+impl Follower {
+    /// The next piece of the log, or None once the build has ended and all
+    /// of it was sent.
+    async fn next_chunk(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let finished = match self.state.history.get(&self.id).await {
+                Ok(Some(record)) => record.status.is_finished(),
+                Ok(None) => true,
+                Err(e) => return Some(Err(std::io::Error::other(e))),
+            };
+            let bytes = match read_from(&self.path, self.offset, CHUNK).await {
+                Ok(bytes) => bytes,
+                Err(e) => return Some(Err(e)),
+            };
+            // While the build runs, only whole lines: the sink may be mid-write.
+            let usable = if finished {
+                bytes.len()
+            } else {
+                bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
+            };
+            if usable > 0 {
+                self.offset += usable as u64;
+                return Some(Ok(Bytes::from(bytes).slice(..usable)));
+            }
+            if finished {
+                self.done = true;
+                return None;
+            }
+            self.wait().await;
+        }
+    }
+
+    /// Until this build wrote something, its status changed, or a second passed.
+    async fn wait(&mut self) {
+        let deadline = tokio::time::sleep(POLL);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                () = &mut deadline => return,
+                event = self.news.recv() => match event {
+                    Ok(LiveEvent::Line { id, .. }) if *id == *self.id => return,
+                    Ok(LiveEvent::Status { .. }) | Ok(LiveEvent::History { .. }) => return,
+                    Ok(LiveEvent::Line { .. }) => {}
+                    // Behind on news: the file says what happened.
+                    Err(broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(broadcast::error::RecvError::Closed) => {
+                        deadline.as_mut().await;
+                        return;
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// At most `limit` bytes of `path` from `offset`; nothing when the file does
+/// not exist yet (a queued build) or ends before `offset`.
+async fn read_from(path: &std::path::Path, offset: u64, limit: u64) -> std::io::Result<Vec<u8>> {
+    let mut file = match tokio::fs::File::open(path).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    file.seek(SeekFrom::Start(offset)).await?;
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes).await?;
+    Ok(bytes)
+}

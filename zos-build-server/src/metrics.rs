@@ -1,0 +1,149 @@
+//! `/metrics`: the figures an operator graphs, in Prometheus' text format.
+//!
+//! Build counts come from the history (so they survive restarts); the
+//! webhook and log-line counters count since start-up, as Prometheus
+//! counters do.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::{Mutex, PoisonError};
+use zos_build_core::{History, HistoryError};
+
+/// Webhook requests by the HTTP status they were answered with.
+#[derive(Debug, Default)]
+pub struct WebhookCounter {
+    by_status: Mutex<BTreeMap<u16, u64>>,
+}
+
+impl WebhookCounter {
+    /// Counts one webhook request answered with `status`.
+    pub fn count(&self, status: u16) {
+        *self
+            .by_status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(status)
+            .or_default() += 1;
+    }
+
+    fn snapshot(&self) -> BTreeMap<u16, u64> {
+        self.by_status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// What a webhook answer with `status` means, for the `outcome` label.
+fn outcome(status: u16) -> &'static str {
+    match status {
+        200 | 201 => "accepted",
+        202 => "ignored",
+        400 => "bad_request",
+        401 => "unauthorized",
+        413 => "too_large",
+        _ => "other",
+    }
+}
+
+/// The metrics text.
+pub async fn render(
+    history: &History,
+    webhooks: &WebhookCounter,
+    log_lines: u64,
+) -> Result<String, HistoryError> {
+    let by_status = history.count_by_status().await?;
+    let count = |wanted: &[&str]| -> u64 {
+        by_status
+            .iter()
+            .filter(|(s, _)| wanted.contains(&s.as_str()))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP zos_build_builds Builds in the history, by status."
+    );
+    let _ = writeln!(out, "# TYPE zos_build_builds gauge");
+    for status in [
+        "queued",
+        "initializing",
+        "building",
+        "success",
+        "error",
+        "cancelled",
+    ] {
+        let _ = writeln!(
+            out,
+            "zos_build_builds{{status=\"{status}\"}} {}",
+            count(&[status])
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP zos_build_queue_length Builds waiting for a slot."
+    );
+    let _ = writeln!(out, "# TYPE zos_build_queue_length gauge");
+    let _ = writeln!(out, "zos_build_queue_length {}", count(&["queued"]));
+    let _ = writeln!(
+        out,
+        "# HELP zos_build_running Builds initializing or building."
+    );
+    let _ = writeln!(out, "# TYPE zos_build_running gauge");
+    let _ = writeln!(
+        out,
+        "zos_build_running {}",
+        count(&["initializing", "building"])
+    );
+    let _ = writeln!(
+        out,
+        "# HELP zos_build_log_lines_total Log lines of all builds since start-up."
+    );
+    let _ = writeln!(out, "# TYPE zos_build_log_lines_total counter");
+    let _ = writeln!(out, "zos_build_log_lines_total {log_lines}");
+    let _ = writeln!(out, "# HELP zos_build_webhook_requests_total Webhook requests since start-up, by outcome and HTTP status.");
+    let _ = writeln!(out, "# TYPE zos_build_webhook_requests_total counter");
+    for (status, n) in webhooks.snapshot() {
+        let _ = writeln!(
+            out,
+            "zos_build_webhook_requests_total{{outcome=\"{}\",status=\"{status}\"}} {n}",
+            outcome(status)
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn renders_counts_and_counters() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = History::open(dir.path().join("h.db")).await.unwrap();
+        let webhooks = WebhookCounter::default();
+        webhooks.count(401);
+        webhooks.count(401);
+        webhooks.count(200);
+        let text = render(&history, &webhooks, 42).await.unwrap();
+        assert!(
+            text.contains("zos_build_builds{status=\"success\"} 0\n"),
+            "{text}"
+        );
+        assert!(text.contains("zos_build_queue_length 0\n"), "{text}");
+        assert!(text.contains("zos_build_log_lines_total 42\n"), "{text}");
+        assert!(
+            text.contains(
+                "zos_build_webhook_requests_total{outcome=\"unauthorized\",status=\"401\"} 2\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "zos_build_webhook_requests_total{outcome=\"accepted\",status=\"200\"} 1\n"
+            ),
+            "{text}"
+        );
+    }
+}

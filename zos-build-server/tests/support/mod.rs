@@ -1,0 +1,272 @@
+//! The test harness of the server's end-to-end tests: the server started
+//! in-process on a temporary data directory, a configuration repository and
+//! a source repository made by the test (served through a `file://` git base
+//! URL), signed pushes over TCP, the real Docker daemon and the busybox test
+//! image.
+
+#![allow(dead_code)]
+
+#[path = "../../../zos-build-core/tests/common/mod.rs"]
+pub mod common;
+
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use zos_build_core::{BuildRecord, History};
+use zos_build_server::http::signature;
+use zos_build_server::{Config, RunningServer};
+
+pub const SECRET: &str = "pipeline-secret";
+pub const REPOSITORY: &str = "acme/widget";
+
+/// Docker-heavy tests of this binary run one at a time, so that their
+/// timings do not depend on each other.
+pub static DOCKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let output = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.org")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.org")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+    /// The configuration file's text (`http-port: 0`).
+    pub yaml: String,
+    pub server: Option<RunningServer>,
+    /// Where the server listens: the in-process one, or a spawned binary.
+    pub address: Option<SocketAddr>,
+    pub client: reqwest::Client,
+    pub deliveries: u32,
+}
+
+impl Harness {
+    /// A server tracking `acme/widget` `master` (script `build.sh`, artifact
+    /// `/target/widget.tar.gz`), whose source repository is empty so far.
+    pub async fn start(extra_config: &str) -> Harness {
+        let mut harness = Harness::prepare(extra_config).await;
+        harness.restart(true).await;
+        harness
+    }
+
+    /// The directories and the configuration of [`Harness::start`], with no
+    /// server running.
+    pub async fn prepare(extra_config: &str) -> Harness {
+        // Imports the test image when it is missing.
+        common::executor().await;
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = dir.path().join("config-repo");
+        std::fs::create_dir_all(catalog.join(REPOSITORY)).unwrap();
+        for branch in ["master", "dev"] {
+            std::fs::write(
+                catalog.join(REPOSITORY).join(format!("{branch}.yaml")),
+                format!(
+                    "buildscripts:\n  - build.sh\nbuild.sh:\n  baseimage: {}\n  archives: /target\n  artifact: widget.tar.gz\n",
+                    common::IMAGE
+                ),
+            )
+            .unwrap();
+        }
+        let repo = dir.path().join("git").join(REPOSITORY);
+        std::fs::create_dir_all(&repo).unwrap();
+        git(&repo, &["init", "-q", "-b", "master"]);
+        let yaml = format!(
+            "data-directory: {data}\nhttp-port: 0\nconfiguration-repository: {catalog}\n\
+             webhook-secret: {SECRET}\ngit-base-url: file://{git}\n\
+             container-name-prefix: zos-build-pipeline-test-\n{extra_config}",
+            data = dir.path().join("data").display(),
+            catalog = catalog.display(),
+            git = dir.path().join("git").display(),
+        );
+        let config = Config::from_yaml(&yaml, Path::new("test.yaml")).unwrap();
+        Harness {
+            dir,
+            config,
+            yaml,
+            server: None,
+            address: None,
+            client: reqwest::Client::new(),
+            deliveries: 0,
+        }
+    }
+
+    /// Stops the server if it runs, and starts it again on the same data
+    /// directory, running builds or not.
+    pub async fn restart(&mut self, run_builds: bool) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+        let config = self.config.clone();
+        let server = if run_builds {
+            zos_build_server::start(config).await
+        } else {
+            zos_build_server::start_without_builds(config).await
+        };
+        let server = server.unwrap();
+        self.address = Some(server.address);
+        self.server = Some(server);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address.expect("a server runs"))
+    }
+
+    pub fn server(&self) -> &RunningServer {
+        self.server.as_ref().unwrap()
+    }
+
+    pub fn repo(&self) -> PathBuf {
+        self.dir.path().join("git").join(REPOSITORY)
+    }
+
+    /// Commits `script` as `build.sh`; returns the commit.
+    pub fn commit(&self, script: &str) -> String {
+        let repo = self.repo();
+        std::fs::write(repo.join("build.sh"), script).unwrap();
+        git(&repo, &["add", "build.sh"]);
+        git(&repo, &["commit", "-q", "-m", "build.sh"]);
+        git(&repo, &["rev-parse", "HEAD"])
+    }
+
+    /// Sends a signed push of `commit` on master; returns the build ids.
+    pub async fn push(&mut self, commit: &str) -> Vec<String> {
+        self.push_to("master", commit).await
+    }
+
+    /// Sends a signed push of `commit` on `branch`; returns the build ids.
+    pub async fn push_to(&mut self, branch: &str, commit: &str) -> Vec<String> {
+        self.deliveries += 1;
+        let body = json!({
+            "ref": format!("refs/heads/{branch}"),
+            "after": commit,
+            "deleted": false,
+            "repository": {"full_name": REPOSITORY, "name": "widget"},
+            "head_commit": {"id": commit, "message": "change"},
+            "commits": [{"id": commit, "message": "change"}],
+        })
+        .to_string()
+        .into_bytes();
+        let response = self
+            .client
+            .post(self.url("/hook/monitor-watch"))
+            .header("X-GitHub-Event", "push")
+            .header("X-GitHub-Delivery", format!("delivery-{}", self.deliveries))
+            .header("Content-Type", "application/json")
+            .header(
+                "X-Hub-Signature-256",
+                signature::sign(SECRET.as_bytes(), &body),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["status"], "success", "{answer}");
+        let message = answer["message"].as_str().unwrap();
+        assert!(!message.contains("does not run builds"), "{answer}");
+        answer["builds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|id| id.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    pub async fn record(&self, id: &str) -> BuildRecord {
+        let history = match &self.server {
+            Some(server) => server.state.history.clone(),
+            // The server runs in another process: read its database.
+            None => History::open(self.config.history_path()).await.unwrap(),
+        };
+        history
+            .get(id)
+            .await
+            .unwrap()
+            .expect("the build is in the history")
+    }
+
+    /// Waits (at most `limit`) until `check` holds for the build's record.
+    pub async fn wait_for(
+        &self,
+        id: &str,
+        limit: Duration,
+        what: &str,
+        check: impl Fn(&BuildRecord) -> bool,
+    ) -> BuildRecord {
+        let start = Instant::now();
+        loop {
+            let record = self.record(id).await;
+            if check(&record) {
+                return record;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "build {id} not {what} after {limit:?}: {record:?}\nlog:\n{}",
+                self.report(id).await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the build's log holds `line`.
+    pub async fn wait_for_line(&self, id: &str, line: &str) {
+        let start = Instant::now();
+        while !self.report(id).await.contains(line) {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{line:?} never appeared in the log of {id}: {:?}",
+                self.record(id).await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn finished(&self, id: &str) -> BuildRecord {
+        self.wait_for(id, Duration::from_secs(60), "finished", |r| {
+            r.status.is_finished()
+        })
+        .await
+    }
+
+    /// `GET /report/<id>`.
+    pub async fn report(&self, id: &str) -> String {
+        let response = self
+            .client
+            .get(self.url(&format!("/report/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        response.text().await.unwrap()
+    }
+
+    /// Stops the server, then checks that no container and no work
+    /// directory of `ids` remains.
+    pub async fn stop_and_check_clean(mut self, ids: &[String]) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+        let executor = common::executor().await;
+        for id in ids {
+            common::assert_no_container(&executor, id).await;
+            let work = self.config.build_work_directory(id);
+            assert!(!work.exists(), "{} was left behind", work.display());
+        }
+    }
+}
