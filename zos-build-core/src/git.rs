@@ -140,6 +140,34 @@ pub async fn resolve(url: &str, reference: &str) -> Result<String, GitError> {
         })
 }
 
+/// The default branch of `url` (what `HEAD` points to) and its commit.
+pub async fn default_branch(url: &str) -> Result<(String, String), GitError> {
+    let dir = std::env::temp_dir();
+    let args = ["ls-remote", "--symref", "--", url, "HEAD"];
+    let listing = run_git(&dir, url, "HEAD", "ls-remote", &args).await?;
+    let no_head = || GitError::NoSuchRef {
+        url: url.to_string(),
+        reference: "HEAD".to_string(),
+    };
+    let branch = listing
+        .lines()
+        .filter_map(|line| line.strip_prefix("ref: "))
+        .filter_map(|rest| rest.split_once('\t'))
+        .find(|(_, name)| *name == "HEAD")
+        .and_then(|(target, _)| target.strip_prefix("refs/heads/"))
+        .map(str::to_string)
+        .ok_or_else(no_head)?;
+    let commit = listing
+        .lines()
+        .filter(|line| !line.starts_with("ref: "))
+        .filter_map(|line| line.split_once('\t'))
+        .find(|(_, name)| *name == "HEAD")
+        .map(|(commit, _)| commit.to_string())
+        .filter(|commit| commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(no_head)?;
+    Ok((branch, commit))
+}
+
 /// Runs `git -C dest args...`, returning its trimmed stdout.
 async fn run_git(
     dest: &Path,
@@ -237,6 +265,10 @@ mod tests {
         let url = repository_url(&base.display().to_string(), "owner/repo");
         assert_eq!(resolve(&url, "refs/heads/master").await.unwrap(), second);
         assert_eq!(resolve(&url, "HEAD").await.unwrap(), second);
+        assert_eq!(
+            default_branch(&url).await.unwrap(),
+            ("master".to_string(), second.clone())
+        );
         let err = resolve(&url, "refs/heads/nope").await.unwrap_err();
         assert!(matches!(err, GitError::NoSuchRef { .. }), "{err}");
         assert!(err.to_string().contains("refs/heads/nope"), "{err}");

@@ -6,6 +6,7 @@
 //! - [`config`]: the settings, from a YAML file, the environment and defaults;
 //! - [`server`]: start-up (history, catalog, Docker, listener) and shutdown;
 //! - [`pipeline`]: the scheduler that runs queued builds;
+//! - [`reloader`]: the configuration repository, loaded at start-up and on push;
 //! - [`state`]: what request handlers share;
 //! - [`live`]: the live feed of log lines and changes;
 //! - [`metrics`]: the `/metrics` figures;
@@ -22,6 +23,7 @@ pub mod http;
 pub mod live;
 pub mod metrics;
 pub mod pipeline;
+pub mod reloader;
 pub mod server;
 pub mod state;
 pub mod views;

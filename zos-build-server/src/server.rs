@@ -10,17 +10,17 @@ use crate::config::Config;
 use crate::http;
 use crate::live::Live;
 use crate::pipeline::Scheduler;
+use crate::reloader::Reloader;
 use crate::state::{AppState, SharedCatalog};
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use zos_build_core::{
     BuildError, CancellationToken, DockerExecutor, History, HistoryError, LocalPublisher,
 };
-use zos_flist_config::{Catalog, LoadError};
 
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -29,9 +29,9 @@ pub enum StartError {
     /// The history database could not be opened or repaired.
     #[error(transparent)]
     History(#[from] HistoryError),
-    /// The local configuration repository could not be read.
-    #[error("configuration-repository: {0}")]
-    Catalog(#[from] LoadError),
+    /// `configuration-repository` names nothing usable.
+    #[error("{0}")]
+    Configuration(String),
     /// The listening address could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -73,16 +73,6 @@ impl RunningServer {
             scheduler.shutdown().await;
         }
     }
-}
-
-/// The local directory named by `configuration-repository`, if it names one.
-///
-/// `owner/name` is fetched from GitHub by a later version; a value holding
-/// a `/` that is an existing directory is taken as local.
-pub fn local_configuration_directory(config: &Config) -> Option<PathBuf> {
-    let value = config.configuration_repository.as_deref()?;
-    let path = Path::new(value);
-    path.is_dir().then(|| path.to_path_buf())
 }
 
 /// The Docker instance name of the server of `data_directory`: a short hash
@@ -133,27 +123,19 @@ async fn start_with(config: Config, run_builds: bool) -> Result<RunningServer, S
     for build in &interrupted {
         tracing::warn!(build = %build.id, name = %build.name, "build interrupted by a restart");
     }
-    let catalog = match local_configuration_directory(&config) {
-        Some(dir) => {
-            let catalog = tokio::task::spawn_blocking(move || Catalog::load(dir))
-                .await
-                .map_err(|e| StartError::Task(e.to_string()))??;
-            for problem in catalog.problems() {
-                tracing::warn!(%problem, "configuration repository");
-            }
-            tracing::info!(
-                branches = catalog.branches().count(),
-                "configuration repository loaded"
-            );
-            Some(catalog)
-        }
-        None => {
-            if let Some(name) = &config.configuration_repository {
-                tracing::warn!(repository = %name, "fetching a configuration repository from git is not implemented yet: nothing is tracked");
-            }
-            None
-        }
-    };
+    let catalog = SharedCatalog::new(None);
+    let live = Arc::new(Live::new());
+    let reloader = Reloader::new(
+        config.clone(),
+        history.clone(),
+        catalog.clone(),
+        live.clone(),
+    )
+    .map_err(StartError::Configuration)?
+    .map(Arc::new);
+    if let Some(reloader) = &reloader {
+        reloader.load().await;
+    }
     let executor = if run_builds {
         Some(connect_docker(&config).await?)
     } else {
@@ -166,8 +148,6 @@ async fn start_with(config: Config, run_builds: bool) -> Result<RunningServer, S
     let address = listener
         .local_addr()
         .map_err(|source| StartError::Bind { address, source })?;
-    let catalog = SharedCatalog::new(catalog);
-    let live = Arc::new(Live::new());
     let scheduler = executor.map(|executor| {
         Scheduler::new(
             config.clone(),
@@ -184,7 +164,9 @@ async fn start_with(config: Config, run_builds: bool) -> Result<RunningServer, S
             tracing::info!(builds = resumed, "queued builds resumed");
         }
     }
-    let state = Arc::new(AppState::new(config, history, catalog, scheduler, live));
+    let state = Arc::new(AppState::new(
+        config, history, catalog, scheduler, live, reloader,
+    ));
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(http::serve(listener, state.clone(), shutdown.clone()));
     tracing::info!(%address, "listening");

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::live::Live;
 use crate::metrics::WebhookCounter;
 use crate::pipeline::Scheduler;
+use crate::reloader::Reloader;
 use std::sync::{Arc, PoisonError, RwLock};
 use zos_build_core::{Enqueued, History, HistoryError, NewBuild};
 use zos_flist_config::Catalog;
@@ -56,6 +57,9 @@ pub struct AppState {
     pub live: Arc<Live>,
     /// Webhook requests by answer, for `/metrics`.
     pub webhooks: WebhookCounter,
+    /// Loads the configuration repository again on a push to it; None when
+    /// no configuration repository is set.
+    pub reloader: Option<Arc<Reloader>>,
     catalog: SharedCatalog,
 }
 
@@ -67,6 +71,7 @@ impl AppState {
         catalog: SharedCatalog,
         scheduler: Option<Scheduler>,
         live: Arc<Live>,
+        reloader: Option<Arc<Reloader>>,
     ) -> AppState {
         AppState {
             config,
@@ -74,6 +79,7 @@ impl AppState {
             scheduler,
             live,
             webhooks: WebhookCounter::default(),
+            reloader,
             catalog,
         }
     }

@@ -14,6 +14,7 @@ pub mod signature;
 mod webhook;
 mod ws;
 
+pub use push::is_repository_name;
 pub use webhook::MAX_BODY;
 
 use crate::state::AppState;

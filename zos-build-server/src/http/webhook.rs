@@ -10,6 +10,7 @@ use super::push::{self, Push};
 use super::response::{self, Body};
 use super::signature;
 use crate::pipeline::builds_of;
+use crate::reloader::Reload;
 use crate::state::AppState;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
@@ -60,7 +61,7 @@ pub async fn handle(state: &AppState, hook: Hook, request: Request<Incoming>) ->
     }
     match hook {
         Hook::RepositoryPush => repository_push(state, delivery.id, push).await,
-        Hook::MonitorUpdate => monitor_update(state, &push),
+        Hook::MonitorUpdate => monitor_update(state, delivery.id, &push),
         Hook::Kernel => response::ignored("kernel builds are not implemented yet"),
     }
 }
@@ -156,15 +157,25 @@ async fn repository_push(state: &AppState, delivery: Option<String>, push: Push)
     }
 }
 
-fn monitor_update(state: &AppState, push: &Push) -> Response<Body> {
-    if state.config.configuration_repository.as_deref() != Some(push.repository.as_str()) {
+/// A push on the configuration repository: reloads it in the background
+/// (the reload is a build of its own in the history) and answers at once.
+fn monitor_update(state: &AppState, delivery: Option<String>, push: &Push) -> Response<Body> {
+    let Some(reloader) = state
+        .reloader
+        .as_ref()
+        .filter(|r| r.is_configuration_push(&push.repository))
+    else {
         return response::error(
             StatusCode::BAD_REQUEST,
             "repository not configured as configuration-repository",
         );
-    }
-    response::error(
-        StatusCode::NOT_IMPLEMENTED,
-        "reloading the configuration repository on push is not implemented yet",
-    )
+    };
+    let reloader = reloader.clone();
+    let reload = Reload {
+        delivery,
+        branch: push.branch.clone(),
+        commit: Some(push.commit.clone()),
+    };
+    tokio::spawn(async move { reloader.reload(reload).await });
+    response::json(StatusCode::OK, &serde_json::json!({"status": "success"}))
 }

@@ -1,0 +1,307 @@
+//! Loading the configuration repository, at start-up and on every push to it.
+//!
+//! `configuration-repository` is either a local directory or a GitHub
+//! `owner/name`, fetched through `git-base-url`: its default branch at
+//! start-up, exactly the pushed commit afterwards (pushes to other branches
+//! of it are ignored). The new catalog replaces the old one in one step, so a
+//! repository or branch removed from the configuration stops being tracked at
+//! once (the old service kept it until a restart), and a request in flight
+//! keeps the catalog it started with.
+//!
+//! Each load is a build of its own in the history, named
+//! `Configuration reloader` as in the old service: its log lists every error
+//! and warning with file and line, and it ends `error` ("Some configuration
+//! files could not be parsed correctly") when any branch file was rejected.
+//! The branches that are valid are tracked either way: one broken file only
+//! rejects its own branch.
+
+use crate::config::Config;
+use crate::http::is_repository_name;
+use crate::live::{Live, LiveSink};
+use crate::state::SharedCatalog;
+use crate::views;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use zos_build_core::log::Sequencer;
+use zos_build_core::sink::{FanOut, FileSink};
+use zos_build_core::{
+    git, BuildStatus, BuildUpdate, Enqueued, History, LogSink, LogStream, NewBuild,
+};
+use zos_flist_config::Catalog;
+
+/// The name of the reload builds in the history.
+pub const RELOADER_NAME: &str = "Configuration reloader";
+/// The error of a reload that rejected a branch file (the old service's words).
+pub const REJECTED: &str = "Some configuration files could not be parsed correctly";
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A directory on this machine, read as it is.
+    Local(PathBuf),
+    /// A repository (`owner/name`) fetched through `git-base-url`.
+    Git {
+        /// `owner/name`.
+        repository: String,
+        /// Its URL.
+        url: String,
+    },
+}
+
+impl Source {
+    /// The source `config` names; None when no configuration repository is set.
+    ///
+    /// An existing directory is local; otherwise the value must be `owner/name`.
+    pub fn of(config: &Config) -> Result<Option<Source>, String> {
+        let Some(value) = config.configuration_repository.as_deref() else {
+            return Ok(None);
+        };
+        let path = Path::new(value);
+        if path.is_dir() {
+            return Ok(Some(Source::Local(path.to_path_buf())));
+        }
+        if !is_repository_name(value) {
+            return Err(format!(
+                "configuration-repository {value:?} is neither an existing directory nor owner/name"
+            ));
+        }
+        Ok(Some(Source::Git {
+            repository: value.to_string(),
+            url: git::repository_url(&config.git_base_url, value),
+        }))
+    }
+}
+
+/// Loads the configuration and swaps the catalog.
+#[derive(Debug)]
+pub struct Reloader {
+    config: Config,
+    history: History,
+    catalog: SharedCatalog,
+    live: Arc<Live>,
+    source: Source,
+    /// The default branch of a git source, learnt at the first load.
+    branch: std::sync::Mutex<Option<String>>,
+    /// One load at a time: a later push never loses to an earlier one.
+    running: tokio::sync::Mutex<()>,
+}
+
+/// What a push to the configuration repository asks for.
+#[derive(Debug, Clone)]
+pub struct Reload {
+    /// The webhook delivery (a redelivery loads nothing).
+    pub delivery: Option<String>,
+    /// The pushed branch; a push to another branch than the default is ignored.
+    pub branch: Option<String>,
+    /// The pushed commit.
+    pub commit: Option<String>,
+}
+
+impl Reloader {
+    /// A reloader for `config`'s configuration repository, if it has one.
+    pub fn new(
+        config: Config,
+        history: History,
+        catalog: SharedCatalog,
+        live: Arc<Live>,
+    ) -> Result<Option<Reloader>, String> {
+        let Some(source) = Source::of(&config)? else {
+            return Ok(None);
+        };
+        Ok(Some(Reloader {
+            config,
+            history,
+            catalog,
+            live,
+            source,
+            branch: std::sync::Mutex::new(None),
+            running: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// Where the configuration comes from.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// Whether a push of `repository` on `branch` is a push to the configuration.
+    pub fn is_configuration_push(&self, repository: &str) -> bool {
+        matches!(&self.source, Source::Git { repository: r, .. } if r == repository)
+    }
+
+    fn default_branch(&self) -> Option<String> {
+        self.branch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Loads the configuration now (the default branch's head for a git
+    /// source) and records the load; returns the reloader build's id.
+    pub async fn load(&self) -> Option<String> {
+        self.run(None, None).await
+    }
+
+    /// Loads the pushed commit, when the push is on the default branch;
+    /// returns the reloader build's id, None when nothing was loaded.
+    pub async fn reload(&self, push: Reload) -> Option<String> {
+        if let (Some(pushed), Some(default)) = (&push.branch, self.default_branch()) {
+            if *pushed != default {
+                tracing::info!(branch = %pushed, "push to a branch of the configuration repository other than {default}: ignored");
+                return None;
+            }
+        }
+        self.run(push.delivery, push.commit).await
+    }
+
+    async fn run(&self, delivery: Option<String>, commit: Option<String>) -> Option<String> {
+        let _one_at_a_time = self.running.lock().await;
+        let (repository, location) = match &self.source {
+            Source::Local(dir) => (dir.display().to_string(), dir.display().to_string()),
+            Source::Git { repository, url } => (repository.clone(), url.clone()),
+        };
+        let mut build = NewBuild::new(&repository, "", commit.clone().unwrap_or_default(), "", "");
+        build.name = RELOADER_NAME.to_string();
+        let record = match self.history.enqueue(delivery, vec![build]).await {
+            Ok(Enqueued::Queued(mut records)) if !records.is_empty() => records.remove(0),
+            Ok(_) => {
+                tracing::info!("configuration push delivered twice: ignored");
+                return None;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record a configuration reload");
+                return None;
+            }
+        };
+        let id = record.id.clone();
+        self.update(&id, BuildUpdate::started(BuildStatus::Building), false)
+            .await;
+        let mut log = Log::open(&self.config.build_log_path(&id), self.live.sink(&id)).await;
+        log.line(format!(
+            "[zos-build] loading the configuration from {location}"
+        ))
+        .await;
+        let (status, error) = match self.fetch(&mut log, commit).await {
+            Ok(dir) => match tokio::task::spawn_blocking(move || Catalog::load(dir)).await {
+                Ok(Ok(catalog)) => {
+                    for problem in catalog.problems() {
+                        log.line(problem.to_string()).await;
+                    }
+                    let branches = catalog.branches().count();
+                    let rejected = catalog.reports().iter().filter(|r| !r.is_valid()).count();
+                    log.line(format!(
+                        "[zos-build] {branches} branches tracked, {rejected} branch files rejected"
+                    ))
+                    .await;
+                    let failed = catalog.has_errors();
+                    self.catalog.set(catalog);
+                    tracing::info!(branches, rejected, "configuration loaded");
+                    if failed {
+                        (BuildStatus::Error, Some(REJECTED.to_string()))
+                    } else {
+                        (BuildStatus::Success, None)
+                    }
+                }
+                Ok(Err(e)) => (BuildStatus::Error, Some(e.to_string())),
+                Err(e) => (
+                    BuildStatus::Error,
+                    Some(format!("the load did not finish: {e}")),
+                ),
+            },
+            Err(message) => (BuildStatus::Error, Some(message)),
+        };
+        if let Some(error) = &error {
+            log.line(format!("[zos-build] {error}")).await;
+            tracing::warn!(%error, "configuration reload");
+        }
+        log.finish().await;
+        self.update(&id, BuildUpdate::finished(status, error, None), true)
+            .await;
+        Some(id)
+    }
+
+    /// The directory to load: the local one, or a fresh checkout of `commit`
+    /// (default: the default branch's head) under `<data>/configuration`.
+    async fn fetch(&self, log: &mut Log, commit: Option<String>) -> Result<PathBuf, String> {
+        let url = match &self.source {
+            Source::Local(dir) => return Ok(dir.clone()),
+            Source::Git { url, .. } => url.clone(),
+        };
+        let commit = match commit {
+            Some(commit) => commit,
+            None => {
+                let (branch, head) = git::default_branch(&url)
+                    .await
+                    .map_err(|e| format!("cannot find the configuration's default branch: {e}"))?;
+                *self
+                    .branch
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(branch);
+                head
+            }
+        };
+        log.line(format!("[zos-build] fetching {url} at {commit}"))
+            .await;
+        let root = self.config.data_directory.join("configuration");
+        let dest = root.join(&commit);
+        let _ = tokio::fs::remove_dir_all(&dest).await;
+        git::fetch_commit(&url, &commit, &dest)
+            .await
+            .map_err(|e| format!("cannot fetch the configuration: {e}"))?;
+        // Older checkouts are of no use any more.
+        if let Ok(mut entries) = tokio::fs::read_dir(&root).await {
+            while let Ok(Some(entry)) = entries.next_entry().await {
+                if entry.path() != dest {
+                    let _ = tokio::fs::remove_dir_all(entry.path()).await;
+                }
+            }
+        }
+        Ok(dest)
+    }
+
+    async fn update(&self, id: &str, update: BuildUpdate, finished: bool) {
+        if let Err(e) = self.history.update(id, update).await {
+            tracing::error!(build = %id, error = %e, "cannot record a configuration reload");
+        }
+        views::announce(&self.history, &self.config, &self.live, finished).await;
+    }
+}
+
+/// The reloader build's log: lines go to its file and the live feed; a
+/// failure to write is logged, never fatal (the reload itself matters more).
+struct Log {
+    sink: Option<FanOut>,
+    seq: Sequencer,
+}
+
+impl Log {
+    async fn open(path: &Path, live: LiveSink) -> Log {
+        let sink = match FileSink::create(path).await {
+            Ok(file) => Some(FanOut::new().with(file).with(live)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot write the configuration reload's log");
+                None
+            }
+        };
+        Log {
+            sink,
+            seq: Sequencer::default(),
+        }
+    }
+
+    async fn line(&mut self, text: String) {
+        let event = self.seq.event(LogStream::System, text);
+        if let Some(sink) = &mut self.sink {
+            if let Err(e) = sink.write(std::slice::from_ref(&event)).await {
+                tracing::warn!(error = %e, "cannot write the configuration reload's log");
+                self.sink = None;
+            }
+        }
+    }
+
+    async fn finish(&mut self) {
+        if let Some(sink) = &mut self.sink {
+            let _ = sink.finish().await;
+        }
+    }
+}
