@@ -55,23 +55,50 @@ const ansi = (() => {
     else state.bg = value;
   }
 
-  /** Applies the parameters of one `ESC [ ... m`. */
-  function applySgr(state, params) {
+  // The numbers of one SGR sequence, reused from one sequence to the next.
+  const codes = [];
+
+  /** Reads `params` into `codes`; false when it is not an SGR to draw. */
+  function readCodes(params) {
+    codes.length = 0;
     const first = params.charCodeAt(0);
-    if (first >= 0x3c && first <= 0x3f) return; // private (<=>?): not SGR
-    const parts = params.split(';');
-    for (let i = 0; i < parts.length; i++) {
-      const part = parts[i];
-      if (part.indexOf(':') !== -1) {
-        // ITU sub-parameters: 38:5:n is understood, the rest is ignored.
-        const sub = part.split(':');
-        const code = toInt(sub[0]);
-        if ((code === 38 || code === 48) && toInt(sub[1]) === 5) {
-          setIndexed(state, code, toInt(sub[2]));
+    if (first >= 0x3c && first <= 0x3f) return false; // private (<=>?)
+    if (params.indexOf(':') === -1) {
+      // The common case, without allocating: digits separated by ';'.
+      let value = 0;
+      for (let i = 0; i < params.length; i++) {
+        const c = params.charCodeAt(i);
+        if (c === 0x3b) {
+          codes.push(value);
+          value = 0;
+        } else if (c >= 0x30 && c <= 0x39 && value < 100000) {
+          value = value * 10 + (c - 0x30);
         }
+      }
+      codes.push(value);
+      return true;
+    }
+    // ITU sub-parameters (38:5:n): rewritten in the ';' form; other
+    // colon groups (true colour, underline styles) keep their first number.
+    for (const part of params.split(';')) {
+      if (part.indexOf(':') === -1) {
+        codes.push(toInt(part));
         continue;
       }
-      const code = toInt(part);
+      const sub = part.split(':');
+      const code = toInt(sub[0]);
+      if ((code === 38 || code === 48) && toInt(sub[1]) === 5) codes.push(code, 5, toInt(sub[2]));
+      else if (code === 38 || code === 48) codes.push(code, 2, 0, 0, 0);
+      else codes.push(code);
+    }
+    return true;
+  }
+
+  /** Applies the parameters of one `ESC [ ... m`. */
+  function applySgr(state, params) {
+    if (!readCodes(params)) return;
+    for (let i = 0; i < codes.length; i++) {
+      const code = codes[i];
       if (code === 0) {
         state.fg = -1;
         state.bg = -1;
@@ -94,13 +121,12 @@ const ansi = (() => {
         state.bg = code - 100 + 8;
       } else if (code === 38 || code === 48) {
         // Extended colours carry arguments that must not be read as codes.
-        const mode = toInt(parts[i + 1]);
+        const mode = codes[i + 1];
         if (mode === 5) {
-          setIndexed(state, code, toInt(parts[i + 2]));
+          setIndexed(state, code, codes[i + 2] === undefined ? -1 : codes[i + 2]);
           i += 2;
         } else if (mode === 2) {
-          if (code === 38) state.fg = -1;
-          else state.bg = -1;
+          setIndexed(state, code, -1); // true colour: not drawn
           i += 4;
         } else {
           i += 1;
@@ -110,19 +136,20 @@ const ansi = (() => {
     }
   }
 
-  const classCache = new Map();
+  // Class attributes by colour state (see classOf).
+  const classCache = [];
 
   /** The class attribute for a colour state; '' for the defaults. */
   function classOf(state) {
     const key = (state.fg + 1) * 34 + (state.bg + 1) * 2 + (state.bold ? 1 : 0);
-    let name = classCache.get(key);
+    let name = classCache[key];
     if (name === undefined) {
       const names = [];
       if (state.fg >= 0) names.push('ansi-fg-' + state.fg);
       if (state.bg >= 0) names.push('ansi-bg-' + state.bg);
       if (state.bold) names.push('ansi-bold');
       name = names.join(' ');
-      classCache.set(key, name);
+      classCache[key] = name;
     }
     return name;
   }
