@@ -99,10 +99,11 @@ struct RawConfig {
     build_cpus: Option<Value>,
     docker_host: Option<Value>,
     admin_token: Option<Value>,
+    on_shutdown: Option<Value>,
 }
 
 /// Every key, in documentation order, with its slot in [`RawConfig`].
-fn slots(raw: &mut RawConfig) -> [(&'static str, &mut Option<Value>); 22] {
+fn slots(raw: &mut RawConfig) -> [(&'static str, &mut Option<Value>); 23] {
     [
         ("data-directory", &mut raw.data_directory),
         ("logs-directory", &mut raw.logs_directory),
@@ -132,6 +133,7 @@ fn slots(raw: &mut RawConfig) -> [(&'static str, &mut Option<Value>); 22] {
         ("build-cpus", &mut raw.build_cpus),
         ("docker-host", &mut raw.docker_host),
         ("admin-token", &mut raw.admin_token),
+        ("on-shutdown", &mut raw.on_shutdown),
     ]
 }
 
@@ -146,6 +148,18 @@ pub fn keys() -> Vec<&'static str> {
 /// The environment variable that sets `key`: `http-port` → `ZOS_BUILD_HTTP_PORT`.
 pub fn env_var_name(key: &str) -> String {
     format!("ZOS_BUILD_{}", key.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// What a shutdown (SIGTERM, Ctrl-C) does to the builds that are running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnShutdown {
+    /// Stop them at once (they end `error`, "interrupted by server
+    /// shutdown", their containers removed): a quick restart.
+    #[default]
+    Cancel,
+    /// Let them run to their end, starting nothing new: a restart that
+    /// loses no work, as long as the builds take.
+    Finish,
 }
 
 /// The server's settings, checked.
@@ -196,6 +210,8 @@ pub struct Config {
     pub docker_host: Option<String>,
     /// Token required by write actions of the API.
     pub admin_token: Option<String>,
+    /// What a shutdown does to running builds.
+    pub on_shutdown: OnShutdown,
 }
 
 impl Default for Config {
@@ -341,6 +357,16 @@ impl Config {
             build_cpus: v.cpus(raw.build_cpus)?,
             docker_host: v.string("docker-host", raw.docker_host)?,
             admin_token: v.string("admin-token", raw.admin_token)?,
+            on_shutdown: match v.string("on-shutdown", raw.on_shutdown)?.as_deref() {
+                None | Some("cancel") => OnShutdown::Cancel,
+                Some("finish") => OnShutdown::Finish,
+                Some(other) => {
+                    return Err(v.invalid(
+                        "on-shutdown",
+                        format!("expected cancel or finish, found {other:?}"),
+                    ))
+                }
+            },
         };
         Ok(config)
     }
@@ -729,6 +755,7 @@ build-memory-limit: 16G
 build-cpus: 1.5
 docker-host: tcp://127.0.0.1:2375
 admin-token: adm
+on-shutdown: finish
 "#,
         )
         .unwrap();
@@ -751,6 +778,7 @@ admin-token: adm
         assert_eq!(config.build_memory_limit, Some(16 << 30));
         assert_eq!(config.build_cpus, Some(1.5));
         assert_eq!(config.admin_token.as_deref(), Some("adm"));
+        assert_eq!(config.on_shutdown, OnShutdown::Finish);
         assert_eq!(config.webhook_secret.as_deref(), Some("s3cret"));
     }
 

@@ -33,7 +33,7 @@
 //! executor, and builds still waiting keep `queued`, to be resumed by the next
 //! start.
 
-use crate::config::Config;
+use crate::config::{Config, OnShutdown};
 use crate::live::Live;
 use crate::state::SharedCatalog;
 use crate::views;
@@ -87,8 +87,11 @@ struct Inner {
     /// Held while a push is recorded and submitted, so that submissions
     /// follow the order of the history.
     intake: tokio::sync::Mutex<()>,
-    /// Parent of every build's token: cancelled on shutdown.
+    /// Parent of every build's token: cancelled on a shutdown that cancels.
     shutdown: CancellationToken,
+    /// Cancelled on any shutdown: builds still waiting for a slot stay
+    /// `queued` instead of starting.
+    closing: CancellationToken,
     tasks: TaskTracker,
 }
 
@@ -154,6 +157,7 @@ impl Scheduler {
                 active: Mutex::new(HashMap::new()),
                 intake: tokio::sync::Mutex::new(()),
                 shutdown: CancellationToken::new(),
+                closing: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),
         }
@@ -272,10 +276,15 @@ impl Scheduler {
             .collect()
     }
 
-    /// Cancels every build and waits until the running ones have ended and
-    /// their containers are gone. Builds still waiting keep `queued`.
-    pub async fn shutdown(&self) {
-        self.inner.shutdown.cancel();
+    /// Starts nothing more and waits until the running builds have ended
+    /// and their containers are gone: cancelled at once with
+    /// [`OnShutdown::Cancel`], run to their end with [`OnShutdown::Finish`].
+    /// Builds still waiting keep `queued`, for the next start.
+    pub async fn shutdown(&self, mode: OnShutdown) {
+        self.inner.closing.cancel();
+        if mode == OnShutdown::Cancel {
+            self.inner.shutdown.cancel();
+        }
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
     }
@@ -311,6 +320,7 @@ impl Inner {
         let permit = tokio::select! {
             biased;
             () = stop.token.cancelled() => None,
+            () = self.closing.cancelled() => None,
             permit = self.permits.clone().acquire_owned() => permit.ok(),
         };
         let Some(_permit) = permit else {

@@ -70,7 +70,7 @@ impl RunningServer {
             tracing::warn!(error = %e, "the server task ended abnormally");
         }
         if let Some(scheduler) = &self.state.scheduler {
-            scheduler.shutdown().await;
+            scheduler.shutdown(self.state.config.on_shutdown).await;
         }
     }
 }
@@ -87,8 +87,9 @@ pub fn instance_name(data_directory: &Path) -> String {
     format!("zos-build-{hex}")
 }
 
-/// Opens the history, loads the catalog, connects to Docker (sweeping what a
-/// previous run left there), binds, resumes queued builds and starts serving.
+/// Opens the history, loads the catalog, connects to Docker (sweeping the
+/// containers and work directories a previous run left), binds, resumes
+/// queued builds and starts serving.
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     start_with(config, true).await
 }
@@ -137,6 +138,18 @@ async fn start_with(config: Config, run_builds: bool) -> Result<RunningServer, S
         reloader.load().await;
     }
     let executor = if run_builds {
+        // Work directories of builds a crash interrupted: nothing uses them
+        // now (queued builds fetch their source again when they start).
+        let work = config.data_directory.join("work");
+        match tokio::fs::remove_dir_all(&work).await {
+            Ok(()) => {
+                tracing::info!(path = %work.display(), "removed work directories left by a previous run")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %work.display(), error = %e, "cannot remove old work directories")
+            }
+        }
         Some(connect_docker(&config).await?)
     } else {
         None

@@ -4,9 +4,8 @@
 mod support;
 
 use serde_json::Value;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use support::{Harness, DOCKER};
+use support::{common, Harness, DOCKER};
 use zos_build_core::BuildStatus;
 
 const WIDGET: &str = "#!/bin/sh\nset -e\necho 'widget: compiling'\necho 'widget: linking' >&2\n\
@@ -215,6 +214,35 @@ async fn queued_builds_are_resumed_at_start_up_and_stopping_interrupts_running_o
 }
 
 #[tokio::test]
+async fn with_on_shutdown_finish_a_running_build_ends_and_a_waiting_one_stays_queued() {
+    let _docker = DOCKER.lock().await;
+    let mut h = Harness::start("on-shutdown: finish\nmax-concurrent-builds: 1\n").await;
+    let slow = h.commit(
+        "#!/bin/sh\necho 'slow: started'\nsleep 3\nmkdir -p /target\necho x > /target/widget.tar.gz\n",
+    );
+    let running = h.push(&slow).await;
+    h.wait_for_line(&running[0], "slow: started").await;
+    // Another branch waits for the only slot.
+    let waiting = h.push_to("dev", &slow).await;
+    assert_eq!(h.record(&waiting[0]).await.status, BuildStatus::Queued);
+    h.restart(false).await;
+    let record = h.record(&running[0]).await;
+    assert_eq!(
+        record.status,
+        BuildStatus::Success,
+        "it ran to its end: {record:?}"
+    );
+    let record = h.record(&waiting[0]).await;
+    assert_eq!(
+        record.status,
+        BuildStatus::Queued,
+        "nothing new started: {record:?}"
+    );
+    let ids = [running, waiting].concat();
+    h.stop_and_check_clean(&ids).await;
+}
+
+#[tokio::test]
 async fn out_of_memory_a_missing_artifact_and_an_unknown_commit_are_named() {
     let _docker = DOCKER.lock().await;
     let mut h = Harness::start("build-memory-limit: 32M\n").await;
@@ -287,36 +315,7 @@ async fn a_build_can_be_cancelled_by_id_with_a_reason() {
 async fn sigterm_stops_the_binary_and_its_running_build() {
     let _docker = DOCKER.lock().await;
     let mut h = Harness::prepare("").await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config_file = h.dir.path().join("zos-build.yaml");
-    std::fs::write(
-        &config_file,
-        h.yaml
-            .replace("http-port: 0\n", &format!("http-port: {port}\n")),
-    )
-    .unwrap();
-    let output = std::fs::File::create(h.dir.path().join("server.out")).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zos-build-server"))
-        .arg("--config")
-        .arg(&config_file)
-        .stdout(output.try_clone().unwrap())
-        .stderr(output)
-        .spawn()
-        .unwrap();
-    h.address = Some(SocketAddr::from(([127, 0, 0, 1], port)));
-    let start = Instant::now();
-    while h.client.get(h.url("/healthz")).send().await.is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the server did not answer: {}",
-            std::fs::read_to_string(h.dir.path().join("server.out")).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut child = h.spawn_binary().await;
     let slow = h.commit("#!/bin/sh\necho 'slow: started'\nsleep 60\n");
     let ids = h.push(&slow).await;
     h.wait_for_line(&ids[0], "slow: started").await;
@@ -336,7 +335,7 @@ async fn sigterm_stops_the_binary_and_its_running_build() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let out = std::fs::read_to_string(h.dir.path().join("server.out")).unwrap_or_default();
+    let out = h.server_output();
     assert!(exit.success(), "{exit:?}\n{out}");
     assert!(out.contains("SIGTERM"), "{out}");
     let record = h.record(&ids[0]).await;
@@ -345,5 +344,46 @@ async fn sigterm_stops_the_binary_and_its_running_build() {
         record.error.as_deref(),
         Some("interrupted by server shutdown")
     );
+    h.stop_and_check_clean(&ids).await;
+}
+
+#[tokio::test]
+async fn kill_9_mid_build_then_a_restart_loses_no_history_and_no_container_stays() {
+    let _docker = DOCKER.lock().await;
+    let mut h = Harness::prepare("").await;
+    let mut child = h.spawn_binary().await;
+    let commit = h.commit(WIDGET);
+    let done = h.push(&commit).await;
+    let before = h.finished(&done[0]).await;
+    assert_eq!(before.status, BuildStatus::Success, "{before:?}");
+    let slow = h.commit("#!/bin/sh\necho 'slow: started'\nsleep 60\n");
+    let running = h.push(&slow).await;
+    h.wait_for_line(&running[0], "slow: started").await;
+    // SIGKILL: no handler runs, nothing is cleaned up by the process.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let executor = common::executor().await;
+    assert_eq!(
+        common::containers_of(&executor, &running[0]).await.len(),
+        1,
+        "the killed server left its build's container behind"
+    );
+
+    h.restart(true).await;
+    let record = h.record(&running[0]).await;
+    assert_eq!(record.status, BuildStatus::Error, "{record:?}");
+    assert_eq!(record.error.as_deref(), Some("interrupted by restart"));
+    common::assert_no_container(&executor, &running[0]).await;
+    assert_eq!(
+        h.record(&done[0]).await,
+        before,
+        "the finished build is intact"
+    );
+    let log = h.report(&running[0]).await;
+    assert!(
+        log.contains("slow: started"),
+        "the log written so far survives: {log}"
+    );
+    let ids = [done, running].concat();
     h.stop_and_check_clean(&ids).await;
 }

@@ -105,6 +105,48 @@ impl Harness {
         }
     }
 
+    /// Starts the real `zos-build-server` binary on this harness's
+    /// configuration (on a free port, output in `server.out`) and waits until
+    /// it answers.
+    pub async fn spawn_binary(&mut self) -> std::process::Child {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config_file = self.dir.path().join("zos-build.yaml");
+        std::fs::write(
+            &config_file,
+            self.yaml
+                .replace("http-port: 0\n", &format!("http-port: {port}\n")),
+        )
+        .unwrap();
+        let output = std::fs::File::create(self.dir.path().join("server.out")).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_zos-build-server"))
+            .arg("--config")
+            .arg(&config_file)
+            .stdout(output.try_clone().unwrap())
+            .stderr(output)
+            .spawn()
+            .unwrap();
+        self.address = Some(SocketAddr::from(([127, 0, 0, 1], port)));
+        let start = Instant::now();
+        while self.client.get(self.url("/healthz")).send().await.is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the server did not answer: {}",
+                self.server_output()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        child
+    }
+
+    /// What the spawned binary printed.
+    pub fn server_output(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.out")).unwrap_or_default()
+    }
+
     /// Stops the server if it runs, and starts it again on the same data
     /// directory, running builds or not.
     pub async fn restart(&mut self, run_builds: bool) {
