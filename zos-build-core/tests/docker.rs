@@ -49,6 +49,11 @@ async fn exit_codes_are_reported() {
     assert!(outcome.succeeded());
     assert_eq!(outcome.exit_code, Some(0));
     assert!(sink.finished, "the sink is finished");
+    assert_eq!(
+        sink.container.as_deref(),
+        Some(outcome.container_id.as_str()),
+        "the sink learnt the container when it started"
+    );
 
     let failing = BuildSpec::new(build_id("exit3"), IMAGE, sh("echo before; exit 3"));
     let (outcome, sink) = run(&executor, &failing).await;

@@ -350,7 +350,16 @@ impl Inner {
         let ending = match FileSink::create(&log).await {
             Ok(file) => {
                 // The file first: a follower woken by the live line finds it there.
-                let mut sink = FanOut::new().with(file).with(self.live.sink(id));
+                let mut sink =
+                    FanOut::new()
+                        .with(file)
+                        .with(self.live.sink(id))
+                        .with(ContainerRecorder {
+                            id: id.to_string(),
+                            history: self.history.clone(),
+                            config: self.config.clone(),
+                            live: self.live.clone(),
+                        });
                 let ending = self.build(&record, &work, &mut sink, &stop).await;
                 let mut seq = Sequencer::default();
                 let last = seq.event(LogStream::System, last_line(&ending));
@@ -457,8 +466,6 @@ impl Inner {
             Err(BuildError::CancelledBeforeStart) => return cancelled(stop),
             Err(e) => return Ending::Failed(e.to_string()),
         };
-        self.record(&record.id, BuildUpdate::container(&outcome.container_id))
-            .await;
         match self.judge(&outcome, stop) {
             Some(ending) => ending,
             None => self.publish(record, &outcome).await,
@@ -541,6 +548,40 @@ pub fn builds_of(branch: &Branch, commit: &str, commits: &str) -> Vec<NewBuild> 
             build
         })
         .collect()
+}
+
+/// Records the build's container in the history as soon as it has started,
+/// so that `/build/status` shows it (`docker`) while the build runs.
+struct ContainerRecorder {
+    id: String,
+    history: History,
+    config: Config,
+    live: Arc<Live>,
+}
+
+#[async_trait::async_trait]
+impl LogSink for ContainerRecorder {
+    async fn write(
+        &mut self,
+        _events: &[zos_build_core::LogEvent],
+    ) -> Result<(), zos_build_core::SinkError> {
+        Ok(())
+    }
+
+    async fn container_started(
+        &mut self,
+        container_id: &str,
+    ) -> Result<(), zos_build_core::SinkError> {
+        if let Err(e) = self
+            .history
+            .update(&self.id, BuildUpdate::container(container_id))
+            .await
+        {
+            tracing::error!(build = %self.id, error = %e, "cannot record a build's container");
+        }
+        views::announce(&self.history, &self.config, &self.live, false).await;
+        Ok(())
+    }
 }
 
 /// A build stopped by its token: cancelled for a reason, or the server is stopping.

@@ -93,6 +93,12 @@ async fn a_newer_push_cancels_the_running_build_of_the_branch() {
         entry["monitor"].as_str().unwrap().contains("slow: started"),
         "{entry}"
     );
+    // The container is known while the build runs: its short id.
+    let docker = entry["docker"].as_str().unwrap();
+    assert!(
+        docker.len() == 10 && docker.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{entry}"
+    );
     let start = Instant::now();
     let fast = h.commit(WIDGET);
     let second = h.push(&fast).await;

@@ -129,6 +129,7 @@ impl DockerExecutor {
             .await
             .map_err(|e| BuildError::docker(format!("start container {id}"), e))?;
         let started = Instant::now();
+        sink.container_started(id).await?;
 
         let mut lines = Lines::new();
         let killed = self

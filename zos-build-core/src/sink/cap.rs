@@ -73,6 +73,10 @@ impl<S: LogSink> LogSink for SizeCap<S> {
         Ok(())
     }
 
+    async fn container_started(&mut self, container_id: &str) -> Result<(), SinkError> {
+        self.inner.container_started(container_id).await
+    }
+
     async fn finish(&mut self) -> Result<(), SinkError> {
         self.inner.finish().await
     }

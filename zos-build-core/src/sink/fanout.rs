@@ -44,6 +44,17 @@ impl LogSink for FanOut {
         first
     }
 
+    async fn container_started(&mut self, container_id: &str) -> Result<(), SinkError> {
+        let mut first = Ok(());
+        for sink in &mut self.sinks {
+            let result = sink.container_started(container_id).await;
+            if first.is_ok() {
+                first = result;
+            }
+        }
+        first
+    }
+
     async fn finish(&mut self) -> Result<(), SinkError> {
         let mut first = Ok(());
         for sink in &mut self.sinks {

@@ -72,6 +72,10 @@ impl<S: LogSink> LogSink for MaskSecrets<S> {
         self.inner.write(&masked).await
     }
 
+    async fn container_started(&mut self, container_id: &str) -> Result<(), SinkError> {
+        self.inner.container_started(container_id).await
+    }
+
     async fn finish(&mut self) -> Result<(), SinkError> {
         self.inner.finish().await
     }

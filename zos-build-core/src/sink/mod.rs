@@ -35,6 +35,12 @@ pub trait LogSink: Send {
     /// Takes a batch of consecutive lines.
     async fn write(&mut self, events: &[LogEvent]) -> Result<(), SinkError>;
 
+    /// Called once when the build's container has started, with its id
+    /// (status pages show it; the default ignores it).
+    async fn container_started(&mut self, _container_id: &str) -> Result<(), SinkError> {
+        Ok(())
+    }
+
     /// Called once when the build has ended: flush and release resources.
     async fn finish(&mut self) -> Result<(), SinkError> {
         Ok(())
@@ -70,6 +76,8 @@ pub enum SinkError {
 pub struct VecSink {
     /// The lines received so far.
     pub events: Vec<LogEvent>,
+    /// The container id, once the container has started.
+    pub container: Option<String>,
     /// Whether [`LogSink::finish`] was called.
     pub finished: bool,
 }
@@ -78,6 +86,11 @@ pub struct VecSink {
 impl LogSink for VecSink {
     async fn write(&mut self, events: &[LogEvent]) -> Result<(), SinkError> {
         self.events.extend_from_slice(events);
+        Ok(())
+    }
+
+    async fn container_started(&mut self, container_id: &str) -> Result<(), SinkError> {
+        self.container = Some(container_id.to_string());
         Ok(())
     }
 
@@ -91,6 +104,10 @@ impl LogSink for VecSink {
 impl<S: LogSink + ?Sized> LogSink for Box<S> {
     async fn write(&mut self, events: &[LogEvent]) -> Result<(), SinkError> {
         (**self).write(events).await
+    }
+
+    async fn container_started(&mut self, container_id: &str) -> Result<(), SinkError> {
+        (**self).container_started(container_id).await
     }
 
     async fn finish(&mut self) -> Result<(), SinkError> {
