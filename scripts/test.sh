@@ -13,6 +13,9 @@ command -v git >/dev/null 2>&1 || need_pkgs+=(git)
 command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 # The tests build their image from the static busybox (nothing can be pulled here).
 dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
+# The monitor page is tested in a real headless Chromium, driven over WebDriver.
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_pkgs+=(chromium-driver)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
