@@ -5,33 +5,13 @@
 # answers, then runs formatting, lints and every test against the real components.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
-log() { printf '==> %s\n' "$*"; }
-
-need_pkgs=()
-command -v git >/dev/null 2>&1 || need_pkgs+=(git)
-command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
-# The tests build their image from the static busybox (nothing can be pulled here).
-dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
-# The monitor page is tested in a real headless Chromium, driven over WebDriver.
-command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
-command -v chromedriver >/dev/null 2>&1 || need_pkgs+=(chromium-driver)
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-  log "installing ${need_pkgs[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
-fi
-
-if ! docker info >/dev/null 2>&1; then
-  log "starting dockerd"
-  (dockerd >/tmp/zos-build-dockerd.log 2>&1 &)
-  for _ in $(seq 1 60); do
-    docker info >/dev/null 2>&1 && break
-    sleep 1
-  done
-  docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /tmp/zos-build-dockerd.log" >&2; exit 1; }
-fi
+# git: tests make and serve their own repositories. busybox-static: the tests
+# build their Docker image from it (nothing can be pulled here). chromium and
+# its driver: the monitor page is tested in a real headless browser.
+ensure_packages git:git dockerd:docker.io :busybox-static chromium:chromium chromedriver:chromium-driver
+ensure_dockerd
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
