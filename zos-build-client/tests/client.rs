@@ -4,115 +4,51 @@
 //! builds in Docker with the busybox test image, and the client run as a
 //! separate process, the way a person runs it (stdout a pipe, so plain text).
 
-#[path = "../../zos-build-core/tests/common/mod.rs"]
-mod common;
+#[path = "../../zos-build-server/tests/support/mod.rs"]
+mod support;
 
 use serde_json::Value;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::{DOCKER, REPOSITORY};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use zos_build_server::{Config, RunningServer};
 
-const REPOSITORY: &str = "acme/widget";
 const NAME: &str = "acme/widget/master";
 const TOKEN: &str = "client-test-token";
 const CLIENT: &str = env!("CARGO_BIN_EXE_zos-build-client");
 
-/// Docker-heavy tests of this binary run one at a time.
-static DOCKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.org")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.org")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
-/// A server tracking `acme/widget` `master` (script `build.sh`, artifact
-/// `/target/widget.tar.gz`), with the write API enabled by [`TOKEN`].
-struct Harness {
-    dir: tempfile::TempDir,
-    server: Option<RunningServer>,
-    http: reqwest::Client,
-}
+/// The server's own test harness (a server tracking `acme/widget` `master`:
+/// script `build.sh`, artifact `/target/widget.tar.gz`), with the write API
+/// enabled by [`TOKEN`], and what the client's tests add to it.
+struct Harness(support::Harness);
 
 impl Harness {
     async fn start() -> Harness {
-        // Imports the test image when it is missing.
-        common::executor().await;
-        let dir = tempfile::tempdir().unwrap();
-        let catalog = dir.path().join("config-repo");
-        std::fs::create_dir_all(catalog.join(REPOSITORY)).unwrap();
-        std::fs::write(
-            catalog.join(REPOSITORY).join("master.yaml"),
-            format!(
-                "buildscripts:\n  - build.sh\nbuild.sh:\n  baseimage: {}\n  archives: /target\n  artifact: widget.tar.gz\n",
-                common::IMAGE
-            ),
-        )
-        .unwrap();
-        let repo = dir.path().join("git").join(REPOSITORY);
-        std::fs::create_dir_all(&repo).unwrap();
-        git(&repo, &["init", "-q", "-b", "master"]);
-        let yaml = format!(
-            "data-directory: {data}\nhttp-port: 0\nconfiguration-repository: {catalog}\n\
-             webhook-secret: unused-secret\nadmin-token: {TOKEN}\ngit-base-url: file://{git}\n\
-             container-name-prefix: zos-build-client-test-\n",
-            data = dir.path().join("data").display(),
-            catalog = catalog.display(),
-            git = dir.path().join("git").display(),
-        );
-        let config = Config::from_yaml(&yaml, Path::new("test.yaml")).unwrap();
-        let server = zos_build_server::start(config).await.unwrap();
-        Harness {
-            dir,
-            server: Some(server),
-            http: reqwest::Client::new(),
-        }
+        Harness(support::Harness::start(&format!("admin-token: {TOKEN}\n")).await)
     }
 
     fn address(&self) -> SocketAddr {
-        self.server.as_ref().expect("the server runs").address
+        self.0.address.expect("the server runs")
     }
 
     fn url(&self) -> String {
         format!("http://{}", self.address())
     }
 
-    fn repo(&self) -> PathBuf {
-        self.dir.path().join("git").join(REPOSITORY)
-    }
-
     /// Commits `script` as `build.sh` on master.
     fn commit(&self, script: &str) -> String {
-        let repo = self.repo();
-        std::fs::write(repo.join("build.sh"), script).unwrap();
-        git(&repo, &["add", "build.sh"]);
-        git(&repo, &["commit", "-q", "-m", "build.sh"]);
-        git(&repo, &["rev-parse", "HEAD"])
+        self.0.commit(script)
     }
 
     /// Starts the branch's builds through the API; returns their ids.
     async fn trigger(&self) -> Vec<String> {
         let response = self
-            .http
+            .0
+            .client
             .post(format!("{}/api/builds", self.url()))
             .bearer_auth(TOKEN)
             .json(&serde_json::json!({"repository": REPOSITORY, "branch": "master"}))
@@ -132,7 +68,8 @@ impl Harness {
 
     async fn get(&self, path: &str) -> (reqwest::StatusCode, Vec<u8>) {
         let response = self
-            .http
+            .0
+            .client
             .get(format!("{}{path}", self.url()))
             .send()
             .await
@@ -187,7 +124,7 @@ impl Harness {
     }
 
     async fn stop(mut self) {
-        if let Some(server) = self.server.take() {
+        if let Some(server) = self.0.server.take() {
             server.stop().await;
         }
     }

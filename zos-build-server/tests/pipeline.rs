@@ -321,7 +321,7 @@ async fn a_build_can_be_cancelled_by_id_with_a_reason() {
 async fn sigterm_stops_the_binary_and_its_running_build() {
     let _docker = DOCKER.lock().await;
     let mut h = Harness::prepare("").await;
-    let mut child = h.spawn_binary().await;
+    let mut child = h.spawn_binary(env!("CARGO_BIN_EXE_zos-build-server")).await;
     let slow = h.commit("#!/bin/sh\necho 'slow: started'\nsleep 60\n");
     let ids = h.push(&slow).await;
     h.wait_for_line(&ids[0], "slow: started").await;
@@ -357,7 +357,7 @@ async fn sigterm_stops_the_binary_and_its_running_build() {
 async fn kill_9_mid_build_then_a_restart_loses_no_history_and_no_container_stays() {
     let _docker = DOCKER.lock().await;
     let mut h = Harness::prepare("").await;
-    let mut child = h.spawn_binary().await;
+    let mut child = h.spawn_binary(env!("CARGO_BIN_EXE_zos-build-server")).await;
     let commit = h.commit(WIDGET);
     let done = h.push(&commit).await;
     let before = h.finished(&done[0]).await;

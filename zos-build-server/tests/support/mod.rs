@@ -105,10 +105,11 @@ impl Harness {
         }
     }
 
-    /// Starts the real `zos-build-server` binary on this harness's
+    /// Starts the real `zos-build-server` binary (`binary`, the test's
+    /// `env!("CARGO_BIN_EXE_zos-build-server")`) on this harness's
     /// configuration (on a free port, output in `server.out`) and waits until
     /// it answers.
-    pub async fn spawn_binary(&mut self) -> std::process::Child {
+    pub async fn spawn_binary(&mut self, binary: &str) -> std::process::Child {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -122,7 +123,7 @@ impl Harness {
         )
         .unwrap();
         let output = std::fs::File::create(self.dir.path().join("server.out")).unwrap();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_zos-build-server"))
+        let child = std::process::Command::new(binary)
             .arg("--config")
             .arg(&config_file)
             .stdout(output.try_clone().unwrap())
@@ -164,6 +165,23 @@ impl Harness {
         self.server = Some(server);
     }
 
+    /// Stops the in-process server, if it runs; its address is kept, so
+    /// that [`Harness::start_on_same_port`] can bind it again.
+    pub async fn stop_server(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+    }
+
+    /// Starts the in-process server (running builds) on the port it had
+    /// before, so that a client of the old one (a browser page) can come
+    /// back to the same address. Later restarts keep that port too.
+    pub async fn start_on_same_port(&mut self) {
+        let port = self.address.expect("the server ran before").port();
+        self.config.http_port = port;
+        self.restart(true).await;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address.expect("a server runs"))
     }
@@ -192,14 +210,34 @@ impl Harness {
 
     /// Sends a signed push of `commit` on `branch`; returns the build ids.
     pub async fn push_to(&mut self, branch: &str, commit: &str) -> Vec<String> {
+        self.push_with_commits(branch, commit, json!([{"id": commit, "message": "change"}]))
+            .await
+    }
+
+    /// Sends a signed push of `commit` on `branch` whose `commits` array is
+    /// `commits` (GitHub's objects: `id`, `message`, `author`...; the last
+    /// one is also sent as `head_commit`, with `commit` as its id); returns
+    /// the build ids.
+    pub async fn push_with_commits(
+        &mut self,
+        branch: &str,
+        commit: &str,
+        commits: Value,
+    ) -> Vec<String> {
         self.deliveries += 1;
+        let mut head = commits
+            .as_array()
+            .and_then(|all| all.last())
+            .cloned()
+            .unwrap_or_else(|| json!({"message": "change"}));
+        head["id"] = json!(commit);
         let body = json!({
             "ref": format!("refs/heads/{branch}"),
             "after": commit,
             "deleted": false,
             "repository": {"full_name": REPOSITORY, "name": "widget"},
-            "head_commit": {"id": commit, "message": "change"},
-            "commits": [{"id": commit, "message": "change"}],
+            "head_commit": head,
+            "commits": commits,
         })
         .to_string()
         .into_bytes();
