@@ -19,8 +19,10 @@
 //! - [`git::fetch_commit`] fetches exactly the pushed commit, [`artifact_name`]
 //!   names the result, and a [`Publisher`] puts it where it is served.
 //!
-//! This crate knows nothing of HTTP, GitHub or the configuration repository:
-//! the server composes it with those.
+//! The parser of the configuration repository (crate `zos-flist-config`) is
+//! re-exported as [`flist_config`], so one dependency gives an embedder the
+//! whole engine. This crate knows nothing of HTTP or GitHub: the server
+//! composes it with those.
 
 pub mod artifact_name;
 pub mod docker;
@@ -47,3 +49,4 @@ pub use publish::{LocalPublisher, PublishError, Published, Publisher};
 pub use sink::{LogSink, SinkError};
 pub use spec::{BuildSpec, Command, ImageRef, Limits, SourceTree};
 pub use tokio_util::sync::CancellationToken;
+pub use zos_flist_config as flist_config;
