@@ -11,7 +11,7 @@
 //! - `trigger` ([`trigger`]) and `cancel` ([`cancel`]), with the admin token.
 //!
 //! Below them: [`api`] speaks HTTP to the server, [`builds`] reads its
-//! build objects, [`reference`] finds the build a command names,
+//! build objects, [`reference`](mod@reference) finds the build a command names,
 //! [`cursor`] counts a followed log's bytes, [`style`] and [`progress`]
 //! decide what a terminal gets.
 //!

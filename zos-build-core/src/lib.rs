@@ -16,7 +16,7 @@
 //!   or, when it could not be carried out at all, a [`BuildError`];
 //! - a [`History`] records every build in an SQLite file, so that the
 //!   history and the queue survive restarts;
-//! - [`git::fetch_commit`] fetches exactly the pushed commit, [`artifact_name`]
+//! - [`git::fetch_commit`] fetches exactly the pushed commit, [`artifact_name()`]
 //!   names the result, and a [`Publisher`] puts it where it is served.
 //!
 //! The parser of the configuration repository (crate `zos-flist-config`) is
