@@ -115,6 +115,13 @@ impl Harness {
             .local_addr()
             .unwrap()
             .port();
+        self.spawn_binary_on(binary, port).await
+    }
+
+    /// [`Harness::spawn_binary`] on `port`. Called again with the port of a
+    /// binary that stopped, it brings the server back at the address its
+    /// clients (a browser page) knew.
+    pub async fn spawn_binary_on(&mut self, binary: &str, port: u16) -> std::process::Child {
         let config_file = self.dir.path().join("zos-build.yaml");
         std::fs::write(
             &config_file,
@@ -163,23 +170,6 @@ impl Harness {
         let server = server.unwrap();
         self.address = Some(server.address);
         self.server = Some(server);
-    }
-
-    /// Stops the in-process server, if it runs; its address is kept, so
-    /// that [`Harness::start_on_same_port`] can bind it again.
-    pub async fn stop_server(&mut self) {
-        if let Some(server) = self.server.take() {
-            server.stop().await;
-        }
-    }
-
-    /// Starts the in-process server (running builds) on the port it had
-    /// before, so that a client of the old one (a browser page) can come
-    /// back to the same address. Later restarts keep that port too.
-    pub async fn start_on_same_port(&mut self) {
-        let port = self.address.expect("the server ran before").port();
-        self.config.http_port = port;
-        self.restart(true).await;
     }
 
     pub fn url(&self, path: &str) -> String {

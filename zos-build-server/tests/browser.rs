@@ -1,0 +1,783 @@
+//! The monitor page in a real headless Chromium, driven over WebDriver
+//! (chromedriver, started by each test on a free loopback port), against the
+//! real server and real builds (see `support`): a live build's coloured
+//! lines appear while it runs, hostile commit messages stay text, and a page
+//! left open over a server restart shows the disconnected banner and then
+//! recovers without a reload.
+//!
+//! Debian's `chromium` and `chromium-driver` must be installed
+//! (`scripts/test.sh` installs them); without them these tests fail, they
+//! never skip. A screenshot of the page during a build is written to
+//! `target/monitor-screenshot.png`.
+
+mod support;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{json, Value};
+use std::future::Future;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{Harness, DOCKER};
+use zos_build_core::BuildStatus;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// The longest any single condition is waited for.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Polls `probe` every 100 ms until it gives a value; fails after `limit`
+/// with `what` and the last thing `probe` saw.
+async fn until<T, F, Fut>(limit: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let start = Instant::now();
+    loop {
+        let seen = match probe().await {
+            Ok(value) => return value,
+            Err(seen) => seen,
+        };
+        assert!(
+            start.elapsed() < limit,
+            "{what}: not after {limit:?}; last seen: {seen}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A free loopback port (free when asked; chromedriver binds it just after).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Pids of the live processes (zombies are gone already, waiting only to
+/// be reaped) that are in process group `group`, or whose command line
+/// names `dir`: Chromium's crash handlers leave the group (a session of
+/// their own) but keep their database under `dir`.
+fn processes_of(group: u32, dir: &Path) -> Vec<u32> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    let dir = dir.as_os_str().as_encoded_bytes();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid pgrp ...: comm may hold spaces and parens.
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        if fields.first() == Some(&"Z") {
+            continue;
+        }
+        let in_group = fields.get(2).and_then(|s| s.parse::<u32>().ok()) == Some(group);
+        let names_dir = std::fs::read(entry.path().join("cmdline"))
+            .is_ok_and(|line| line.windows(dir.len()).any(|w| w == dir));
+        if in_group || names_dir {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// chromedriver and every browser it starts, in a process group of their
+/// own with a fresh profile directory. Dropped (a failing test too), the
+/// whole group is killed.
+struct Driver {
+    /// chromedriver, the leader of the group; `None` once reaped.
+    child: Option<Child>,
+    port: u16,
+    /// The profile (`--user-data-dir`) and chromedriver's output.
+    dir: tempfile::TempDir,
+}
+
+impl Driver {
+    async fn start() -> Driver {
+        for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
+            assert!(
+                Path::new(path).exists(),
+                "{path} is missing: these browser tests need Debian's {package}; \
+                 run scripts/test.sh, which installs chromium and chromium-driver"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("profile")).unwrap();
+        let output = std::fs::File::create(dir.path().join("chromedriver.out")).unwrap();
+        let port = free_port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().unwrap())
+            .stderr(output)
+            // Chromium's configuration and cache (its crash database among
+            // them) under `dir` too, not in the user's home.
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .env("XDG_CACHE_HOME", dir.path().join("cache"))
+            // Its own group: the browser processes it starts are in it too.
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {CHROMEDRIVER} (run scripts/test.sh): {e}"));
+        let driver = Driver {
+            child: Some(child),
+            port,
+            dir,
+        };
+        let status = format!("http://127.0.0.1:{port}/status");
+        let http = reqwest::Client::new();
+        until(WAIT, "chromedriver answers /status", || async {
+            let answer = http.get(&status).send().await.map_err(|e| e.to_string())?;
+            let body: Value = answer.json().await.map_err(|e| e.to_string())?;
+            if body["value"]["ready"] == true {
+                Ok(())
+            } else {
+                Err(format!("{body}\n{}", driver.output()))
+            }
+        })
+        .await;
+        driver
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("chromedriver.out")).unwrap_or_default()
+    }
+
+    /// Starts a headless Chromium with the flags that keep it off the
+    /// network, and a session on it.
+    async fn session(&self) -> Client {
+        let args = [
+            "--headless".to_string(),
+            "--no-sandbox".to_string(),
+            "--disable-gpu".to_string(),
+            "--disable-background-networking".to_string(),
+            "--disable-component-update".to_string(),
+            "--disable-sync".to_string(),
+            "--no-first-run".to_string(),
+            format!(
+                "--user-data-dir={}",
+                self.dir.path().join("profile").display()
+            ),
+            "--window-size=1280,1000".to_string(),
+        ];
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_string(),
+            json!({"binary": CHROMIUM, "args": args}),
+        );
+        // A dialog that opens stays open, so that a test can see it.
+        capabilities.insert("unhandledPromptBehavior".to_string(), json!("ignore"));
+        ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "no Chromium session (is {CHROMIUM} working? scripts/test.sh installs it): \
+                     {e}\n{}",
+                    self.output()
+                )
+            })
+    }
+
+    /// Ends the session, checks that Chromium quit (nothing but chromedriver
+    /// left), then stops chromedriver and checks that nothing is left.
+    async fn stop(mut self, client: Client) {
+        let group = self.child.as_ref().expect("chromedriver runs").id();
+        let dir = self.dir.path().to_path_buf();
+        let running = processes_of(group, &dir);
+        assert!(
+            running.len() > 1,
+            "Chromium runs under chromedriver: {running:?}"
+        );
+        client
+            .close()
+            .await
+            .unwrap_or_else(|e| panic!("closing the WebDriver session failed: {e}"));
+        until(Duration::from_secs(10), "Chromium quits", || async {
+            let left = processes_of(group, &dir);
+            if left == [group] {
+                Ok(())
+            } else {
+                Err(format!("processes {left:?} besides chromedriver {group}"))
+            }
+        })
+        .await;
+        let mut child = self.child.take().expect("chromedriver runs");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        until(Duration::from_secs(10), "chromedriver stopped", || async {
+            let left = processes_of(group, &dir);
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("processes {left:?}"))
+            }
+        })
+        .await;
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // Not stopped (a test failed): the group by its id, while
+        // chromedriver is not reaped yet (so the id cannot be reused), and
+        // the crash handlers that left it, by theirs.
+        if let Some(mut child) = self.child.take() {
+            let group = child.id();
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{group}")])
+                .stderr(Stdio::null())
+                .status();
+            for pid in processes_of(group, self.dir.path()) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs `script` in the page (with `args` as `arguments`) and returns what
+/// it returned.
+async fn js(client: &Client, script: &str, args: Vec<Value>) -> Value {
+    client
+        .execute(script, args)
+        .await
+        .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+}
+
+/// Loads `/monitor` and waits until the page is connected and shows the
+/// history the server sent.
+async fn open_monitor(h: &Harness, client: &Client) {
+    client.goto(&h.url("/monitor")).await.unwrap();
+    until(WAIT, "the page connects and shows the history", || async {
+        let state = js(
+            client,
+            "return {banner: document.getElementById('disconnected').hidden,
+                     connection: document.getElementById('connection').textContent,
+                     history: document.querySelectorAll('#history details[data-build-id]').length};",
+            vec![],
+        )
+        .await;
+        if state["banner"] == true && state["connection"] == "live" && state["history"] != 0 {
+            Ok(())
+        } else {
+            Err(state.to_string())
+        }
+    })
+    .await;
+}
+
+/// The lines of a build's console on the page, and the texts of its green
+/// spans; `None` while the page has no console for it.
+async fn console(client: &Client, id: &str) -> Option<(Vec<String>, Vec<String>)> {
+    let seen = js(
+        client,
+        "const box = document.querySelector('.console[data-build-id=\"' + CSS.escape(arguments[0]) + '\"]');
+         if (!box) return null;
+         const texts = (nodes) => Array.from(nodes, (n) => n.textContent);
+         return {lines: texts(box.querySelectorAll(':scope > .line:not(.notice)')),
+                 green: texts(box.querySelectorAll(':scope > .line > span.ansi-fg-2'))};",
+        vec![json!(id)],
+    )
+    .await;
+    if seen.is_null() {
+        return None;
+    }
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    Some((strings(&seen["lines"]), strings(&seen["green"])))
+}
+
+/// Fails unless build `id` is still building.
+async fn assert_building(h: &Harness, id: &str, when: &str) {
+    let record = h.record(id).await;
+    assert_eq!(
+        record.status,
+        BuildStatus::Building,
+        "the build must still run {when}: {record:?}"
+    );
+}
+
+/// Prints `n` numbered lines, green then `; plain` in the default colour,
+/// one every 0.3 s, then leaves the artifact.
+fn coloured_lines_script(n: u32) -> String {
+    format!(
+        "#!/bin/sh\nset -e\necho 'widget: starting'\n\
+         for i in $(seq 1 {n}); do printf '\\033[32mgreen %s\\033[0m; plain\\n' $i; sleep 0.3; done\n\
+         mkdir -p /target\necho art > /target/widget.tar.gz\n"
+    )
+}
+
+fn screenshot_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("target")
+        .join("monitor-screenshot.png")
+}
+
+#[tokio::test]
+async fn a_running_build_shows_its_coloured_lines_live() {
+    let _docker = DOCKER.lock().await;
+    let driver = Driver::start().await;
+    let client = driver.session().await;
+    let mut h = Harness::start("").await;
+
+    // A finished build first, so that the history (and the screenshot)
+    // shows one.
+    let first = h.commit("#!/bin/sh\nset -e\necho 'widget: compiled'\nmkdir -p /target\necho art > /target/widget.tar.gz\n");
+    let mut ids = h
+        .push_with_commits(
+            "master",
+            &first,
+            json!([{"id": first, "message": "Add the widget's build script",
+                    "author": {"name": "Ada Lovelace", "username": "ada"}}]),
+        )
+        .await;
+    h.finished(&ids[0]).await;
+
+    open_monitor(&h, &client).await;
+    let commit = h.commit(&coloured_lines_script(40));
+    let pushed = h
+        .push_with_commits(
+            "master",
+            &commit,
+            json!([{"id": commit, "message": "Print numbered lines in colour",
+                    "author": {"name": "Grace Hopper", "username": "grace"}}]),
+        )
+        .await;
+    let id = pushed[0].clone();
+    ids.extend(pushed);
+
+    // Lines reach the console while the build runs...
+    let (lines, _) = until(WAIT, "three lines in the build's console", || async {
+        match console(&client, &id).await {
+            Some((lines, green)) if green.len() >= 3 => Ok((lines, green)),
+            other => Err(format!("{other:?}, build {:?}", h.record(&id).await.status)),
+        }
+    })
+    .await;
+    assert_building(&h, &id, "when its first lines are on the page").await;
+    // ... and keep coming: the page follows the websocket, not a snapshot.
+    let shown = lines.len();
+    let (lines, green) = until(WAIT, "more lines in the build's console", || async {
+        match console(&client, &id).await {
+            Some((lines, green)) if lines.len() >= shown + 2 => Ok((lines, green)),
+            other => Err(format!("{other:?}, build {:?}", h.record(&id).await.status)),
+        }
+    })
+    .await;
+    assert_building(&h, &id, "while lines keep arriving").await;
+
+    // Every numbered line is whole, `;` included, and in order; its number
+    // is in a green span, the rest in the default colour.
+    let numbered: Vec<&String> = lines.iter().filter(|l| l.starts_with("green ")).collect();
+    assert!(numbered.len() >= 3, "{lines:?}");
+    for (i, line) in numbered.iter().enumerate() {
+        assert_eq!(**line, format!("green {}; plain", i + 1), "{lines:?}");
+    }
+    for (i, span) in green.iter().enumerate() {
+        assert_eq!(*span, format!("green {}", i + 1), "{green:?}");
+    }
+    let escapes = js(
+        &client,
+        "return document.getElementById('running').textContent.includes('\\u001b');",
+        vec![],
+    )
+    .await;
+    assert_eq!(escapes, false, "no escape character reaches the page");
+    let colour = client
+        .find(Locator::Css(&format!(
+            ".console[data-build-id=\"{id}\"] span.ansi-fg-2"
+        )))
+        .await
+        .unwrap()
+        .css_value("color")
+        .await
+        .unwrap();
+    let plain = js(
+        &client,
+        "const line = document.querySelector('.console[data-build-id=\"' + CSS.escape(arguments[0]) + '\"] > .line:last-child');
+         return getComputedStyle(line).color;",
+        vec![json!(id)],
+    )
+    .await;
+    assert_ne!(
+        json!(colour),
+        plain,
+        "green text has a colour of its own: {colour}"
+    );
+
+    // The build's header on the page.
+    let article = client
+        .find(Locator::Css(&format!(
+            "#running article[data-build-id=\"{id}\"]"
+        )))
+        .await
+        .unwrap();
+    let head = article.text().await.unwrap();
+    assert!(head.contains("acme/widget/master"), "{head}");
+    assert!(head.contains("building"), "{head}");
+    assert!(head.contains("Print numbered lines in colour"), "{head}");
+
+    let png = client.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    let path = screenshot_path();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &png).unwrap();
+    assert_building(&h, &id, "when the screenshot is taken").await;
+
+    // Once finished, it moves to the history.
+    let record = h.finished(&id).await;
+    assert_eq!(record.status, BuildStatus::Success, "{record:?}");
+    until(WAIT, "the build in the history, as a success", || async {
+        let classes = js(
+            &client,
+            "const entry = document.querySelector('#history details[data-build-id=\"' + CSS.escape(arguments[0]) + '\"]');
+             return [entry ? entry.className : null,
+                     document.querySelectorAll('#running article[data-build-id]').length];",
+            vec![json!(id)],
+        )
+        .await;
+        if classes[0].as_str().is_some_and(|c| c.contains("status-success")) && classes[1] == 0 {
+            Ok(())
+        } else {
+            Err(classes.to_string())
+        }
+    })
+    .await;
+
+    driver.stop(client).await;
+    h.stop_and_check_clean(&ids).await;
+}
+
+const HOSTILE_MESSAGE: &str = "<img src=x onerror=alert(1)>";
+const HOSTILE_AUTHOR: &str = "<script>alert(2)</script>";
+
+/// Checks that the page holds no element made from the hostile texts, and
+/// that nothing ran: no `alert` call recorded, no dialog open, no script
+/// blocked by the Content-Security-Policy.
+async fn assert_nothing_injected(client: &Client, recorder: bool) {
+    let found = js(
+        client,
+        "return {images: document.querySelectorAll('img').length,
+                 inSections: document.querySelectorAll('#running img, #history img, #running script, #history script').length,
+                 scripts: Array.from(document.scripts, (s) => s.getAttribute('src')),
+                 alerts: window.__alerts === undefined ? null : window.__alerts,
+                 violations: window.__violations === undefined ? null : window.__violations};",
+        vec![],
+    )
+    .await;
+    assert_eq!(found["images"], 0, "{found}");
+    assert_eq!(found["inSections"], 0, "{found}");
+    assert_eq!(found["scripts"], json!(["/monitor/monitor.js"]), "{found}");
+    if recorder {
+        assert_eq!(found["alerts"], json!([]), "{found}");
+        assert_eq!(found["violations"], json!([]), "{found}");
+    }
+    match client.get_alert_text().await {
+        Err(e) if e.is_no_such_alert() => {}
+        Ok(text) => panic!("a dialog is open: {text:?}"),
+        Err(e) => panic!("cannot ask for a dialog: {e}"),
+    }
+}
+
+/// The text of the first element matching `css`, as rendered.
+async fn text_of(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_hostile_commit_message_is_shown_as_text_and_runs_nothing() {
+    let _docker = DOCKER.lock().await;
+    let driver = Driver::start().await;
+    let client = driver.session().await;
+    let mut h = Harness::start("").await;
+    open_monitor(&h, &client).await;
+    // Before any hostile data arrives: record alert calls (without opening
+    // a dialog) and what the Content-Security-Policy blocks.
+    js(
+        &client,
+        "window.__alerts = [];
+         window.alert = (message) => { window.__alerts.push(String(message)); };
+         window.__violations = [];
+         document.addEventListener('securitypolicyviolation',
+           (e) => { window.__violations.push(e.violatedDirective + ' ' + e.blockedURI); });
+         return null;",
+        vec![],
+    )
+    .await;
+
+    let commit = h.commit("#!/bin/sh\nset -e\necho 'widget: working'\nsleep 3\nmkdir -p /target\necho art > /target/widget.tar.gz\n");
+    let ids = h
+        .push_with_commits(
+            "master",
+            &commit,
+            json!([{"id": commit, "message": HOSTILE_MESSAGE,
+                    "author": {"name": HOSTILE_AUTHOR, "username": HOSTILE_AUTHOR}}]),
+        )
+        .await;
+    let id = ids[0].clone();
+
+    // While it runs: its commit in the running section.
+    let article = format!("#running article[data-build-id=\"{id}\"]");
+    until(WAIT, "the build in the running section", || async {
+        match client
+            .find(Locator::Css(&format!("{article} .commit .message")))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await;
+    assert_eq!(
+        text_of(&client, &format!("{article} .commit .message")).await,
+        HOSTILE_MESSAGE
+    );
+    assert_eq!(
+        text_of(&client, &format!("{article} .commit .author")).await,
+        HOSTILE_AUTHOR
+    );
+    assert_nothing_injected(&client, true).await;
+
+    // Finished: in the history, summary and (opened) details.
+    h.finished(&id).await;
+    let entry = format!("#history details[data-build-id=\"{id}\"]");
+    until(WAIT, "the build in the history", || async {
+        match client
+            .find(Locator::Css(&format!("{entry} > summary")))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await;
+    let check_history = || async {
+        assert_eq!(
+            text_of(&client, &format!("{entry} .summary-message")).await,
+            HOSTILE_MESSAGE
+        );
+        client
+            .find(Locator::Css(&format!("{entry} > summary")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        assert_eq!(
+            text_of(&client, &format!("{entry} .commit .message")).await,
+            HOSTILE_MESSAGE
+        );
+        assert_eq!(
+            text_of(&client, &format!("{entry} .commit .author")).await,
+            HOSTILE_AUTHOR
+        );
+    };
+    check_history().await;
+    assert_nothing_injected(&client, true).await;
+
+    // A fresh load gets the same texts in its first history frame; with
+    // no recorder now, a dialog would stay open and be seen.
+    client.refresh().await.unwrap();
+    open_monitor(&h, &client).await;
+    check_history().await;
+    assert_nothing_injected(&client, false).await;
+
+    driver.stop(client).await;
+    h.stop_and_check_clean(&ids).await;
+}
+
+/// Whether the disconnected banner is shown: `hidden` removed and drawn.
+async fn banner_shown(client: &Client) -> Result<bool, String> {
+    let banner = client
+        .find(Locator::Id("disconnected"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let hidden = banner.attr("hidden").await.map_err(|e| e.to_string())?;
+    let displayed = banner.is_displayed().await.map_err(|e| e.to_string())?;
+    match (hidden.is_none(), displayed) {
+        (true, true) => Ok(true),
+        (false, false) => Ok(false),
+        other => Err(format!(
+            "inconsistent banner (no hidden attribute, drawn): {other:?}"
+        )),
+    }
+}
+
+/// The server binary, in a process of its own: stopping it closes every
+/// connection, as a real restart does. Killed if dropped while running.
+struct ServerProcess(Child);
+
+impl ServerProcess {
+    /// SIGTERM (what a service manager sends), then waits for it to exit.
+    async fn stop(&mut self, h: &Harness) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM {}", self.0.id());
+        let start = Instant::now();
+        let exit = loop {
+            if let Some(exit) = self.0.try_wait().unwrap() {
+                break exit;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "the server did not exit after SIGTERM:\n{}",
+                h.server_output()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(exit.success(), "{exit:?}\n{}", h.server_output());
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// The JavaScript that reads a page-level marker: it survives only as long
+/// as the document does.
+const READ_MARKER: &str =
+    "return window.__sameDocument === undefined ? null : window.__sameDocument;";
+
+#[tokio::test]
+async fn the_page_shows_a_banner_while_the_server_is_down_and_recovers() {
+    let _docker = DOCKER.lock().await;
+    let driver = Driver::start().await;
+    let client = driver.session().await;
+    let mut h = Harness::prepare("").await;
+    let binary = env!("CARGO_BIN_EXE_zos-build-server");
+    let port = free_port();
+    let mut server = ServerProcess(h.spawn_binary_on(binary, port).await);
+    let commit = h.commit("#!/bin/sh\nset -e\necho 'widget: before'\nmkdir -p /target\necho art > /target/widget.tar.gz\n");
+    let mut ids = h.push(&commit).await;
+    let before = ids[0].clone();
+    h.finished(&before).await;
+
+    open_monitor(&h, &client).await;
+    let entry = format!("#history details[data-build-id=\"{before}\"]");
+    client.find(Locator::Css(&entry)).await.unwrap();
+    assert_eq!(banner_shown(&client).await, Ok(false));
+    js(
+        &client,
+        "window.__sameDocument = 'not reloaded'; return null;",
+        vec![],
+    )
+    .await;
+
+    server.stop(&h).await;
+    until(
+        Duration::from_secs(10),
+        "the disconnected banner while the server is down",
+        || async {
+            match banner_shown(&client).await {
+                Ok(true) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(text_of(&client, "#connection").await, "offline");
+    // Its retries fail while the server is away: the banner stays.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(banner_shown(&client).await, Ok(true), "still down");
+
+    let mut server = ServerProcess(h.spawn_binary_on(binary, port).await);
+    until(
+        WAIT,
+        "the banner hidden again once the server is back",
+        || async {
+            match banner_shown(&client).await {
+                Ok(false) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(text_of(&client, "#connection").await, "live");
+    assert_eq!(
+        js(&client, READ_MARKER, vec![]).await,
+        "not reloaded",
+        "the page recovered without a reload"
+    );
+    client
+        .find(Locator::Css(&entry))
+        .await
+        .expect("the history is shown again");
+
+    // And it is live again: a build pushed now reaches the page.
+    let commit = h.commit("#!/bin/sh\nset -e\necho 'widget: after'\nmkdir -p /target\necho art > /target/widget.tar.gz\n");
+    let after = h.push(&commit).await;
+    ids.extend(after.iter().cloned());
+    let after = after[0].clone();
+    h.finished(&after).await;
+    until(
+        WAIT,
+        "the build pushed after the restart in the history",
+        || async {
+            let entries = js(
+                &client,
+                "return Array.from(document.querySelectorAll('#history details[data-build-id]'),
+                               (e) => e.dataset.buildId);",
+                vec![],
+            )
+            .await;
+            let entries: Vec<&str> = entries
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e.as_str().unwrap())
+                .collect();
+            if entries.contains(&after.as_str()) && entries.contains(&before.as_str()) {
+                Ok(())
+            } else {
+                Err(format!("{entries:?}"))
+            }
+        },
+    )
+    .await;
+    assert_eq!(js(&client, READ_MARKER, vec![]).await, "not reloaded");
+
+    driver.stop(client).await;
+    server.stop(&h).await;
+    h.stop_and_check_clean(&ids).await;
+}
