@@ -180,7 +180,7 @@ async fn start_with(config: Config, run_builds: bool) -> Result<RunningServer, S
     let state = Arc::new(AppState::new(
         config, history, catalog, scheduler, live, reloader,
     ));
-    let shutdown = CancellationToken::new();
+    let shutdown = state.shutdown.clone();
     let task = tokio::spawn(http::serve(listener, state.clone(), shutdown.clone()));
     tracing::info!(%address, "listening");
     Ok(RunningServer {

@@ -12,7 +12,7 @@ use crate::metrics::WebhookCounter;
 use crate::pipeline::Scheduler;
 use crate::reloader::Reloader;
 use std::sync::{Arc, PoisonError, RwLock};
-use zos_build_core::{Enqueued, History, HistoryError, NewBuild};
+use zos_build_core::{CancellationToken, Enqueued, History, HistoryError, NewBuild};
 use zos_flist_config::Catalog;
 
 /// The current catalog, shared by the handlers and the scheduler.
@@ -60,6 +60,9 @@ pub struct AppState {
     /// Loads the configuration repository again on a push to it; None when
     /// no configuration repository is set.
     pub reloader: Option<Arc<Reloader>>,
+    /// Cancelled when the server stops: the listener, the websockets and the
+    /// log followers end on it.
+    pub shutdown: CancellationToken,
     catalog: SharedCatalog,
 }
 
@@ -80,6 +83,7 @@ impl AppState {
             live,
             webhooks: WebhookCounter::default(),
             reloader,
+            shutdown: CancellationToken::new(),
             catalog,
         }
     }

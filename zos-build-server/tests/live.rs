@@ -391,3 +391,54 @@ async fn artifacts_metrics_and_sync() {
     assert!(events.contains(&"history".to_string()), "{events:?}");
     h.stop_and_check_clean(&ids).await;
 }
+
+#[tokio::test]
+async fn stopping_the_server_closes_websockets_and_ends_followers() {
+    let mut h = Harness::start("max-concurrent-builds: 1\n").await;
+    let mut socket = connect(&h).await;
+    next_frame(&mut socket, Duration::from_secs(5))
+        .await
+        .unwrap();
+    next_frame(&mut socket, Duration::from_secs(5))
+        .await
+        .unwrap();
+    h.restart(false).await;
+    // The next message is the close (or the end of the stream), promptly.
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        end.is_ok(),
+        "the websocket stayed open after the server stopped"
+    );
+
+    // A follower of a build that stays queued (this server runs no builds).
+    let commit = h.commit(&lines_script(1));
+    let ids = h.push(&commit).await;
+    let mut response = h
+        .client
+        .get(h.url(&format!("/api/builds/{}/log?follow=1", ids[0])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let reader = tokio::spawn(async move { while let Ok(Some(_)) = response.chunk().await {} });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !reader.is_finished(),
+        "the follower waits while the build is queued"
+    );
+    h.restart(false).await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), reader).await;
+    assert!(
+        ended.is_ok(),
+        "the follower's stream did not end when the server stopped"
+    );
+    h.stop_and_check_clean(&ids).await;
+}

@@ -396,12 +396,18 @@ impl Follower {
         }
     }
 
-    /// Until this build wrote something, its status changed, or a second passed.
+    /// Until this build wrote something, its status changed, or a second
+    /// passed; a server that stops ends the stream (the client reconnects
+    /// at its offset).
     async fn wait(&mut self) {
         let deadline = tokio::time::sleep(POLL);
         tokio::pin!(deadline);
         loop {
             tokio::select! {
+                () = self.state.shutdown.cancelled() => {
+                    self.done = true;
+                    return;
+                }
                 () = &mut deadline => return,
                 event = self.news.recv() => match event {
                     Ok(LiveEvent::Line { id, .. }) if *id == *self.id => return,

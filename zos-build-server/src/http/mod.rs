@@ -57,13 +57,17 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: Cancel
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
             tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = shutdown.cancelled() => {
+                    // Finish the request in flight (followed logs and
+                    // websockets end on the same signal), then close.
+                    connection.as_mut().graceful_shutdown();
+                    connection.as_mut().await
                 }
-                () = shutdown.cancelled() => connection.as_mut().graceful_shutdown(),
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
     }

@@ -103,6 +103,12 @@ async fn serve_client(state: Arc<AppState>, socket: Socket) {
     let mut skipped: u64 = 0;
     loop {
         let first = tokio::select! {
+            // The server stops: say goodbye, so the page shows it is offline
+            // and reconnects to the next server at once.
+            () = state.shutdown.cancelled() => {
+                let _ = outgoing.send(Message::Close(None)).await;
+                return;
+            }
             message = incoming.next() => match message {
                 // Pings are answered by tungstenite on the next flush; text
                 // from the client means nothing in this protocol.
