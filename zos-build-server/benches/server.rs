@@ -1,0 +1,1110 @@
+//! Server benchmarks, each against a reference measured in the same run on
+//! the same machine (see docs/benchmarks.md, "Server").
+//!
+//! cargo bench -p zos-build-server --bench server
+//!
+//! The real `zos-build-server` binary (bench profile) is started with a
+//! configuration file, as in the end-to-end tests (`tests/support`): a
+//! temporary data directory, a local configuration repository tracking
+//! `acme/widget`, a `file://` git base URL, a webhook secret and the busybox
+//! test image. Then, on loopback only:
+//!
+//! 1. webhook intake with `wrk` and `benches/webhook.lua`: ignored events
+//!    (202) and duplicate deliveries (200 `duplicate`), every request signed,
+//!    against `GET /healthz` on the same server;
+//! 2. push-to-success of a trivial build against `docker run` of the same
+//!    script, alternating rounds;
+//! 3. a 1,000,000-line build watched by 100 `/buildio` clients against the
+//!    same build watched by none (and by one), in rotating rounds; every
+//!    follower's lines are accounted for (received, or announced as skipped
+//!    by `lagged`), and a follower still missing lines 2 s after the build
+//!    has finished shows its connection as `ss` sees it and waits 30 s more,
+//!    to tell a stall from a loss;
+//! 4. the server's resident memory, after start-up and after each part.
+//!
+//! Everything is bounded: wrk runs for a fixed time, every wait has a
+//! deadline, and the server is stopped with SIGTERM on every way out.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use support::{common, Harness, REPOSITORY, SECRET};
+use tokio_tungstenite::tungstenite::Message;
+use zos_build_server::http::signature;
+
+/// The trivial build: its script, and the same work for `docker run`.
+const TRIVIAL_SCRIPT: &str = "#!/bin/sh\nmkdir -p /target; echo x > /target/widget.tar.gz\n";
+const TRIVIAL_SHELL: &str = "mkdir -p /target; echo x > /target/widget.tar.gz";
+/// Rounds of each side of the push-to-success comparison.
+const TRIVIAL_ROUNDS: usize = 9;
+/// The long build: this many numbered lines, then the artifact.
+const LINES: u64 = 1_000_000;
+const FOLLOWERS: usize = 100;
+/// Rounds of each variant (0, 1 and 100 followers) of the followers comparison.
+const FOLLOW_ROUNDS: usize = 3;
+/// wrk: duration, connections, threads.
+const WRK_SECONDS: u64 = 10;
+const WRK_CONNECTIONS: u32 = 32;
+const WRK_THREADS: u32 = 2;
+/// Webhook bodies are padded to about the size of a real GitHub push
+/// payload, so that the signature check hashes a realistic amount.
+const BODY_SIZE: usize = 6 * 1024;
+/// Delivery ids of the intake benchmark.
+const DUPLICATE_DELIVERY: &str = "bench-duplicate-delivery";
+const IGNORED_DELIVERY: &str = "bench-ignored-delivery";
+
+// ---------------------------------------------------------------- the server
+
+/// The spawned server binary; stopped with SIGTERM when dropped, killed if it
+/// does not exit within 30 seconds.
+struct Server {
+    child: std::process::Child,
+}
+
+impl Server {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("the server did not stop within 30 s of SIGTERM: killing it");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `VmRSS` and `VmHWM` of a process, in KiB, and its number of threads.
+fn memory_of(pid: u32) -> (u64, u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"), field("Threads:"))
+}
+
+fn print_memory(pid: u32, when: &str) {
+    let (rss, peak, threads) = memory_of(pid);
+    println!(
+        "memory {when}: VmRSS {:.1} MiB (peak so far VmHWM {:.1} MiB), {threads} threads",
+        rss as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// User plus system CPU time of a process so far (`/proc/<pid>/stat`,
+/// fields 14 and 15, in clock ticks of 1/100 s on Linux).
+fn cpu_of(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name may hold spaces: count fields after its ')'.
+    let fields: Vec<u64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // After ')': state is field 3, utime field 14, stime field 15.
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+// ------------------------------------------------------------------ helpers
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3}s", d.as_secs_f64())
+}
+
+/// The status of a build, from `GET /api/builds/<id>`.
+async fn status_of(h: &Harness, id: &str) -> Option<String> {
+    let response = h
+        .client
+        .get(h.url(&format!("/api/builds/{id}")))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .ok()?;
+    let value: Value = response.json().await.ok()?;
+    value["status"].as_str().map(str::to_string)
+}
+
+/// Polls (every 5 ms, at most `limit`) until the build has finished; fails
+/// unless it succeeded.
+async fn wait_success(h: &Harness, id: &str, limit: Duration) {
+    let start = Instant::now();
+    loop {
+        match status_of(h, id).await.as_deref() {
+            Some("success") => return,
+            Some(status @ ("error" | "cancelled")) => panic!(
+                "build {id} ended {status}:\n{}",
+                tail(&h.report(id).await, 20)
+            ),
+            _ => {}
+        }
+        assert!(
+            start.elapsed() < limit,
+            "build {id} not finished after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// From the signed push request to the history saying `success`.
+async fn push_to_success(h: &mut Harness, commit: &str, limit: Duration) -> Duration {
+    push_and_wait(h, commit, limit).await.0
+}
+
+/// [`push_to_success`], also returning the build's id.
+async fn push_and_wait(h: &mut Harness, commit: &str, limit: Duration) -> (Duration, String) {
+    let start = Instant::now();
+    let ids = h.push(commit).await;
+    assert_eq!(ids.len(), 1, "one build script, one build: {ids:?}");
+    wait_success(h, &ids[0], limit).await;
+    (start.elapsed(), ids[0].clone())
+}
+
+async fn docker_run(script: &str) -> Duration {
+    let start = Instant::now();
+    let mut child = tokio::process::Command::new("docker")
+        .args(["run", "--rm", common::IMAGE, "sh", "-c", script])
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("docker run");
+    let status = tokio::time::timeout(Duration::from_secs(120), child.wait())
+        .await
+        .expect("docker run finished within 2 minutes")
+        .expect("docker run");
+    assert!(status.success(), "docker run failed: {status}");
+    start.elapsed()
+}
+
+// ------------------------------------------------------------ 1. intake (wrk)
+
+/// What wrk measured.
+#[derive(Debug, Default)]
+struct Wrk {
+    requests: u64,
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+    /// "Non-2xx or 3xx responses" and "Socket errors" lines, if any.
+    problems: Vec<String>,
+}
+
+fn parse_latency(text: &str) -> Option<Duration> {
+    let (number, unit) = if let Some(n) = text.strip_suffix("us") {
+        (n, 1e-6)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        return None;
+    };
+    number
+        .parse::<f64>()
+        .ok()
+        .map(|n| Duration::from_secs_f64(n * unit))
+}
+
+fn parse_wrk(output: &str) -> Wrk {
+    let mut wrk = Wrk::default();
+    for line in output.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["50%", value] => wrk.p50 = parse_latency(value).unwrap_or_default(),
+            ["99%", value] => wrk.p99 = parse_latency(value).unwrap_or_default(),
+            ["Requests/sec:", value] => wrk.per_second = value.parse().unwrap_or(0.0),
+            [n, "requests", "in", ..] => wrk.requests = n.parse().unwrap_or(0),
+            _ if line.starts_with("Non-2xx") || line.starts_with("Socket errors") => {
+                wrk.problems.push(line.to_string())
+            }
+            _ => {}
+        }
+    }
+    wrk
+}
+
+/// Runs wrk against `url` for [`WRK_SECONDS`]; `script` is the Lua script's
+/// arguments (event, delivery, signature, body file), if any.
+async fn wrk(url: &str, script: Option<[&str; 4]>) -> Wrk {
+    let mut command = tokio::process::Command::new("wrk");
+    command.args([
+        "-t",
+        &WRK_THREADS.to_string(),
+        "-c",
+        &WRK_CONNECTIONS.to_string(),
+        "-d",
+        &format!("{WRK_SECONDS}s"),
+        "--timeout",
+        "5s",
+        "--latency",
+    ]);
+    if script.is_some() {
+        command
+            .arg("-s")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/webhook.lua"));
+    }
+    command.arg(url);
+    if let Some(args) = script {
+        command.arg("--").args(args);
+    }
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("wrk runs (apt-get install -y wrk)");
+    let output = tokio::time::timeout(
+        Duration::from_secs(WRK_SECONDS + 30),
+        child.wait_with_output(),
+    )
+    .await
+    .expect("wrk finished in time")
+    .expect("wrk output");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "wrk failed: {text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let parsed = parse_wrk(&text);
+    assert!(parsed.requests > 0, "wrk sent nothing: {text}");
+    parsed
+}
+
+/// `zos_build_webhook_requests_total` for one HTTP status, from `/metrics`.
+async fn webhook_count(h: &Harness, status: u16) -> u64 {
+    let text = h
+        .client
+        .get(h.url("/metrics"))
+        .send()
+        .await
+        .expect("/metrics")
+        .text()
+        .await
+        .expect("/metrics text");
+    let label = format!("status=\"{status}\"}}");
+    text.lines()
+        .filter(|line| {
+            line.starts_with("zos_build_webhook_requests_total{") && line.contains(&label)
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// `value` with a padding field that brings its JSON to about [`BODY_SIZE`].
+fn padded(mut value: Value) -> Vec<u8> {
+    let size = value.to_string().len();
+    value["zos_build_bench_padding"] = json!("x".repeat(BODY_SIZE.saturating_sub(size + 30)));
+    value.to_string().into_bytes()
+}
+
+fn print_wrk(label: &str, w: &Wrk, reference: &Wrk) {
+    println!(
+        "intake {label}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms ({} requests); \
+         /healthz {:.0} req/s, p99 {:.3} ms; ratio req/s {:.2}, p99 {:.2}{}",
+        w.per_second,
+        w.p50.as_secs_f64() * 1e3,
+        w.p99.as_secs_f64() * 1e3,
+        w.requests,
+        reference.per_second,
+        reference.p99.as_secs_f64() * 1e3,
+        w.per_second / reference.per_second,
+        w.p99.as_secs_f64() / reference.p99.as_secs_f64(),
+        if w.problems.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", w.problems.join("; "))
+        }
+    );
+}
+
+async fn intake(h: &mut Harness, commit: &str) {
+    let dir = h.dir.path().to_path_buf();
+    // An event we do not handle, as GitHub sends when issues are enabled.
+    let ignored = padded(json!({
+        "action": "opened",
+        "issue": {"number": 1, "title": "bench", "body": "an issue"},
+        "repository": {"full_name": REPOSITORY, "name": "widget"},
+    }));
+    // A push on the tracked branch; the harness delivers it once (a real
+    // build), then wrk redelivers it with the same delivery id.
+    let push = padded(json!({
+        "ref": "refs/heads/master",
+        "after": commit,
+        "deleted": false,
+        "repository": {"full_name": REPOSITORY, "name": "widget"},
+        "head_commit": {"id": commit, "message": "change"},
+        "commits": [{"id": commit, "message": "change"}],
+    }));
+    let ignored_file = dir.join("ignored.json");
+    let push_file = dir.join("push.json");
+    std::fs::write(&ignored_file, &ignored).expect("body file");
+    std::fs::write(&push_file, &push).expect("body file");
+    let ignored_signature = signature::sign(SECRET.as_bytes(), &ignored);
+    let push_signature = signature::sign(SECRET.as_bytes(), &push);
+    println!(
+        "intake bodies: issues event {} bytes, push {} bytes, both signed",
+        ignored.len(),
+        push.len()
+    );
+
+    let first = h
+        .client
+        .post(h.url("/hook/monitor-watch"))
+        .header("X-GitHub-Event", "push")
+        .header("X-GitHub-Delivery", DUPLICATE_DELIVERY)
+        .header("Content-Type", "application/json")
+        .header("X-Hub-Signature-256", &push_signature)
+        .body(push.clone())
+        .send()
+        .await
+        .expect("first delivery");
+    let answer: Value = first.json().await.expect("JSON answer");
+    assert_eq!(answer["status"], "success", "{answer}");
+    let id = answer["builds"][0]
+        .as_str()
+        .expect("a build id")
+        .to_string();
+    wait_success(h, &id, Duration::from_secs(120)).await;
+
+    let hook = h.url("/hook/monitor-watch");
+    let healthz = wrk(&h.url("/healthz"), None).await;
+
+    let (before_202, before_401) = (webhook_count(h, 202).await, webhook_count(h, 401).await);
+    let ignored_run = wrk(
+        &hook,
+        Some([
+            "issues",
+            IGNORED_DELIVERY,
+            &ignored_signature,
+            &ignored_file.to_string_lossy(),
+        ]),
+    )
+    .await;
+    let answered_202 = webhook_count(h, 202).await - before_202;
+
+    let before_200 = webhook_count(h, 200).await;
+    let duplicate_run = wrk(
+        &hook,
+        Some([
+            "push",
+            DUPLICATE_DELIVERY,
+            &push_signature,
+            &push_file.to_string_lossy(),
+        ]),
+    )
+    .await;
+    let answered_200 = webhook_count(h, 200).await - before_200;
+    let refused = webhook_count(h, 401).await - before_401;
+
+    println!(
+        "intake /healthz (reference): {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms ({} requests){}",
+        healthz.per_second,
+        healthz.p50.as_secs_f64() * 1e3,
+        healthz.p99.as_secs_f64() * 1e3,
+        healthz.requests,
+        if healthz.problems.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", healthz.problems.join("; "))
+        }
+    );
+    print_wrk("ignored (issues -> 202)", &ignored_run, &healthz);
+    print_wrk(
+        "duplicate (push -> 200 duplicate)",
+        &duplicate_run,
+        &healthz,
+    );
+    println!(
+        "intake check (/metrics): {answered_202} answered 202 during the ignored run \
+         (wrk counted {}), {answered_200} answered 200 during the duplicate run \
+         (wrk counted {}), {refused} refused 401",
+        ignored_run.requests, duplicate_run.requests
+    );
+    assert_eq!(refused, 0, "some requests failed the signature check");
+    assert!(answered_202 >= ignored_run.requests && answered_200 >= duplicate_run.requests);
+    // Nothing but the first delivery started a build: the history holds the
+    // configuration load and that build, and nothing is queued or running.
+    let history = h.client.get(h.url("/build/history/full")).send().await;
+    let history: Value = history
+        .expect("history")
+        .json()
+        .await
+        .expect("history JSON");
+    let status = h.client.get(h.url("/build/status")).send().await;
+    let status: Value = status.expect("status").json().await.expect("status JSON");
+    let finished = history.as_array().map_or(0, Vec::len);
+    println!("intake check (history): {finished} builds finished, status {status}");
+    assert_eq!(finished, 2, "a duplicate started a build: {history}");
+    assert_eq!(status, json!({}), "a duplicate queued a build");
+}
+
+// ------------------------------------------------------- 2. push-to-success
+
+async fn trivial(h: &mut Harness, commit: &str) {
+    let limit = Duration::from_secs(120);
+    // One warm-up of each.
+    push_to_success(h, commit, limit).await;
+    docker_run(TRIVIAL_SHELL).await;
+    let (mut ours, mut docker, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..TRIVIAL_ROUNDS {
+        if round % 2 == 0 {
+            let (time, id) = push_and_wait(h, commit, limit).await;
+            ours.push(time);
+            ids.push(id);
+            docker.push(docker_run(TRIVIAL_SHELL).await);
+        } else {
+            docker.push(docker_run(TRIVIAL_SHELL).await);
+            let (time, id) = push_and_wait(h, commit, limit).await;
+            ours.push(time);
+            ids.push(id);
+        }
+    }
+    // A component of ours, alone: the fetch of exactly the pushed commit.
+    let url = zos_build_core::git::repository_url(
+        &format!("file://{}", h.dir.path().join("git").display()),
+        REPOSITORY,
+    );
+    let mut fetches = Vec::new();
+    for round in 0..TRIVIAL_ROUNDS {
+        let dest = h.dir.path().join(format!("fetch-{round}"));
+        let start = Instant::now();
+        zos_build_core::git::fetch_commit(&url, commit, &dest)
+            .await
+            .expect("git fetch");
+        fetches.push(start.elapsed());
+        let _ = std::fs::remove_dir_all(&dest);
+    }
+    let (ours_all, docker_all) = (ours.clone(), docker.clone());
+    let (ours, docker) = (median(ours), median(docker));
+    println!(
+        "push-to-success (trivial build): zos-build {}, docker run {}, ratio {:.2} \
+         (median of {TRIVIAL_ROUNDS}); git fetch of the commit alone {} (median)",
+        secs(ours),
+        secs(docker),
+        ours.as_secs_f64() / docker.as_secs_f64(),
+        secs(median(fetches)),
+    );
+    println!(
+        "  rounds: zos-build {:?}\n          docker run {:?}",
+        ours_all.iter().map(|d| secs(*d)).collect::<Vec<_>>(),
+        docker_all.iter().map(|d| secs(*d)).collect::<Vec<_>>()
+    );
+    steps(&h.server_output(), &ids);
+}
+
+/// Seconds since midnight (UTC) of a server log line, and the line without
+/// its colours.
+fn log_line(line: &str) -> Option<(f64, String)> {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // An ANSI colour: ESC [ ... m
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    let time = plain.split_whitespace().next()?.split_once('T')?.1;
+    let mut parts = time.trim_end_matches('Z').split(':');
+    let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
+    let seconds =
+        h.parse::<f64>().ok()? * 3600.0 + m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?;
+    Some((seconds, plain))
+}
+
+/// Where the time of the trivial builds goes, from the server's own log:
+/// the medians of the intervals between its info lines for each build.
+fn steps(output: &str, ids: &[String]) {
+    let lines: Vec<(f64, String)> = output.lines().filter_map(log_line).collect();
+    let marks = [
+        "push recorded",
+        "build started",
+        "artifact published",
+        "build ended",
+    ];
+    let mut intervals: Vec<Vec<Duration>> = vec![Vec::new(); marks.len() - 1];
+    for id in ids {
+        let times: Vec<Option<f64>> = marks
+            .iter()
+            .map(|mark| {
+                lines
+                    .iter()
+                    .find(|(_, text)| text.contains(mark) && text.contains(id.as_str()))
+                    .map(|(t, _)| *t)
+            })
+            .collect();
+        for (k, pair) in times.windows(2).enumerate() {
+            if let [Some(a), Some(b)] = pair {
+                intervals[k].push(Duration::from_secs_f64((b - a).max(0.0)));
+            }
+        }
+    }
+    if intervals.iter().any(Vec::is_empty) {
+        println!("  (the server's log did not show every step of the trivial builds)");
+        return;
+    }
+    let medians: Vec<Duration> = intervals.into_iter().map(median).collect();
+    println!(
+        "  server log, medians: push recorded -> build started {}, build started -> \
+         artifact published (fetch, container, upload, run, extraction, publication) {}, \
+         artifact published -> build ended {}",
+        secs(medians[0]),
+        secs(medians[1]),
+        secs(medians[2]),
+    );
+}
+
+// ----------------------------------------------------------- 3. followers
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// What one follower saw of the long build.
+#[derive(Debug, Default, Clone)]
+struct Followed {
+    /// Numbered lines (the build's `seq` output) received.
+    received: u64,
+    /// Other `update` lines of the build (the server's own lines).
+    other_lines: u64,
+    /// `update` frames of another build.
+    foreign: u64,
+    /// `lagged` frames, and the sum of their `skipped`.
+    lagged_frames: u64,
+    skipped: u64,
+    /// Numbered lines missing without a `lagged` frame announcing as many.
+    unannounced: u64,
+    /// Numbered lines received twice or out of order.
+    disordered: u64,
+    /// The last numbered line received.
+    last: u64,
+    /// Skipped events announced since the last numbered line.
+    pending: u64,
+    /// Frames of any kind, and `status` and `history` frames.
+    frames: u64,
+    /// Numbered lines and `lagged` frames received while the build ran
+    /// (before the history said `success`).
+    lines_while_running: u64,
+    lagged_while_running: u64,
+    /// The longest time without any frame while the build ran, from the
+    /// push's answer to the history saying `success`.
+    longest_silence: Duration,
+    status_frames: u64,
+    history_frames: u64,
+    /// When the first and the last frame arrived.
+    first_frame: Option<Instant>,
+    last_frame: Option<Instant>,
+    /// Why reading stopped, when it was not the expected quiet end.
+    ended_early: Option<String>,
+    /// The client's local port (to find the connection with `ss`).
+    port: u16,
+    /// Set when the build had finished and the connection had been quiet
+    /// for 2 s with lines still unaccounted for: the sockets of the
+    /// connection as `ss` saw them then, and the frames that came in the
+    /// following 30 s.
+    stalled: Option<(String, u64)>,
+}
+
+impl Followed {
+    fn line(&mut self, n: u64) {
+        if n <= self.last || n > LINES {
+            self.disordered += 1;
+            return;
+        }
+        let gap = n - self.last - 1;
+        self.unannounced += gap.saturating_sub(self.pending);
+        self.pending = 0;
+        self.last = n;
+        self.received += 1;
+    }
+
+    fn frame(&mut self, text: &str, build: &str) {
+        // The fast path: `update` frames as the server encodes them.
+        const UPDATE: &str = r#"{"event":"update","payload":{"id":""#;
+        if let Some(rest) = text.strip_prefix(UPDATE) {
+            if let Some((id, rest)) = rest.split_once(r#"","line":""#) {
+                if let Some(line) = rest.strip_suffix(r#""}}"#) {
+                    return self.update(id, line, build);
+                }
+            }
+        }
+        let Ok(value) = serde_json::from_str::<Value>(text) else {
+            self.ended_early = Some(format!("not JSON: {text:.100}"));
+            return;
+        };
+        match value["event"].as_str() {
+            Some("update") => self.update(
+                value["payload"]["id"].as_str().unwrap_or_default(),
+                value["payload"]["line"].as_str().unwrap_or_default(),
+                build,
+            ),
+            Some("status") => self.status_frames += 1,
+            Some("history") => self.history_frames += 1,
+            Some("lagged") => {
+                let n = value["payload"]["skipped"].as_u64().unwrap_or(0);
+                self.lagged_frames += 1;
+                self.skipped += n;
+                self.pending += n;
+            }
+            _ => {}
+        }
+    }
+
+    fn update(&mut self, id: &str, line: &str, build: &str) {
+        if id != build {
+            self.foreign += 1;
+        } else if let Ok(n) = line.parse::<u64>() {
+            self.line(n);
+        } else {
+            self.other_lines += 1;
+        }
+    }
+
+    /// Lines neither received nor announced as skipped so far.
+    fn unaccounted(&self) -> u64 {
+        self.unannounced + (LINES - self.last).saturating_sub(self.pending)
+    }
+
+    /// After the end: the lines after the last one received.
+    fn close(&mut self) {
+        self.unannounced += (LINES - self.last).saturating_sub(self.pending);
+        self.pending = 0;
+    }
+}
+
+async fn connect(h: &Harness) -> Socket {
+    let url = h.url("/buildio").replace("http://", "ws://");
+    let (mut socket, response) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(url),
+    )
+    .await
+    .expect("websocket connected in time")
+    .expect("websocket connected");
+    assert_eq!(response.status(), 101);
+    // `history` and `status` come first: once read, the server's side of the
+    // client is subscribed to the live feed.
+    for expected in ["history", "status"] {
+        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("first frames in time");
+        let Some(Ok(Message::Text(text))) = frame else {
+            panic!("expected the {expected} frame, got {frame:?}");
+        };
+        let value: Value = serde_json::from_str(&text).expect("JSON frame");
+        assert_eq!(value["event"], expected);
+    }
+    socket
+}
+
+/// Both ends of the loopback connection from `port`, as `ss` shows them
+/// (queues, congestion window, pacing).
+fn sockets_of(port: u16) -> String {
+    std::process::Command::new("ss")
+        .args(["-tni", &format!("( sport = :{port} or dport = :{port} )")])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_else(|e| format!("ss: {e}"))
+}
+
+/// Reads as fast as it can until the build has finished (`done`) and no
+/// frame came for 2 seconds, or until `deadline`. When lines are still
+/// unaccounted for at that point, looks at the connection and waits 30
+/// seconds more, to tell a stall from a loss.
+async fn follow(
+    mut socket: Socket,
+    build: tokio::sync::watch::Receiver<Option<String>>,
+    deadline: Instant,
+) -> Followed {
+    let mut seen = Followed {
+        port: match socket.get_ref() {
+            tokio_tungstenite::MaybeTlsStream::Plain(tcp) => {
+                tcp.local_addr().map_or(0, |a| a.port())
+            }
+            _ => 0,
+        },
+        ..Followed::default()
+    };
+    // Frames before the build id is known (the push's answer) are kept and
+    // counted once it is.
+    let mut early: Vec<String> = Vec::new();
+    let mut quiet = Duration::from_secs(2);
+    let mut done = false;
+    let mut build = build;
+    // The last frame, or the moment the build id became known.
+    let mut previous: Option<Instant> = None;
+    loop {
+        if Instant::now() > deadline {
+            seen.ended_early = Some("deadline".into());
+            break;
+        }
+        // The quiet period starts again when the build is seen finished.
+        let frame = tokio::select! {
+            frame = tokio::time::timeout(quiet, socket.next()) => frame,
+            changed = build.changed(), if !done => {
+                // The sender is dropped once the build has finished.
+                done = changed.is_err();
+                let now = Instant::now();
+                if done {
+                    if let Some(previous) = previous {
+                        seen.longest_silence = seen.longest_silence.max(now - previous);
+                    }
+                } else {
+                    build.borrow_and_update();
+                    previous = Some(now);
+                }
+                continue;
+            }
+        };
+        let id = build.borrow().clone();
+        match frame {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let now = Instant::now();
+                seen.first_frame.get_or_insert(now);
+                seen.last_frame = Some(now);
+                seen.frames += 1;
+                if let (false, Some(previous)) = (done, previous) {
+                    seen.longest_silence = seen.longest_silence.max(now - previous);
+                }
+                previous = Some(now);
+                if let Some((_, late)) = &mut seen.stalled {
+                    *late += 1;
+                }
+                let (received, lagged) = (seen.received, seen.lagged_frames);
+                match &id {
+                    Some(id) => {
+                        for text in early.drain(..) {
+                            seen.frame(&text, id);
+                        }
+                        seen.frame(&text, id);
+                    }
+                    None => early.push(text.to_string()),
+                }
+                if !done {
+                    seen.lines_while_running += seen.received - received;
+                    seen.lagged_while_running += seen.lagged_frames - lagged;
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(e))) => {
+                seen.ended_early = Some(format!("websocket error: {e}"));
+                break;
+            }
+            Ok(None) => {
+                seen.ended_early = Some("closed by the server".into());
+                break;
+            }
+            // Quiet: the end, once the build has finished.
+            Err(_) if !done => {}
+            Err(_) => {
+                if seen.stalled.is_none() && seen.unaccounted() > 0 {
+                    seen.stalled = Some((sockets_of(seen.port), 0));
+                    quiet = Duration::from_secs(30);
+                    continue;
+                }
+                break;
+            }
+        }
+    }
+    if let Some(id) = build.borrow().clone() {
+        for text in early.drain(..) {
+            seen.frame(&text, &id);
+        }
+    }
+    seen.close();
+    let _ = socket.close(None).await;
+    seen
+}
+
+/// One build of the long script with `followers` clients.
+struct LongBuild {
+    /// Push-to-success.
+    elapsed: Duration,
+    reports: Vec<Followed>,
+    /// When the push was sent.
+    pushed: Instant,
+    /// When the last follower got its last frame, after the push.
+    drained: Option<Duration>,
+    /// CPU time of the server and of this process (the followers) from the
+    /// push to the followers' end.
+    server_cpu: Duration,
+    followers_cpu: Duration,
+}
+
+async fn long_build(h: &mut Harness, pid: u32, commit: &str, followers: usize) -> LongBuild {
+    let mut sockets = Vec::with_capacity(followers);
+    for _ in 0..followers {
+        sockets.push(connect(h).await);
+    }
+    let (announce, build) = tokio::sync::watch::channel(None::<String>);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let tasks: Vec<_> = sockets
+        .into_iter()
+        .map(|socket| tokio::spawn(follow(socket, build.clone(), deadline)))
+        .collect();
+    drop(build);
+    let pid = pid.to_string();
+    let (server_before, self_before) = (cpu_of(&pid), cpu_of("self"));
+    let start = Instant::now();
+    let ids = h.push(commit).await;
+    assert_eq!(ids.len(), 1);
+    let _ = announce.send(Some(ids[0].clone()));
+    wait_success(h, &ids[0], Duration::from_secs(600)).await;
+    let elapsed = start.elapsed();
+    // Dropping the sender tells the followers that the build has finished.
+    drop(announce);
+    let mut reports = Vec::with_capacity(followers);
+    for task in tasks {
+        reports.push(task.await.expect("follower task"));
+    }
+    let drained = reports
+        .iter()
+        .filter_map(|r| r.last_frame)
+        .max()
+        .map(|t| t.saturating_duration_since(start));
+    LongBuild {
+        elapsed,
+        pushed: start,
+        reports,
+        drained,
+        server_cpu: cpu_of(&pid).saturating_sub(server_before),
+        // (The 2 s of quiet each follower waits for at the end cost no CPU.)
+        followers_cpu: cpu_of("self").saturating_sub(self_before),
+    }
+}
+
+fn summarise(round: usize, build: &LongBuild) {
+    let reports = &build.reports;
+    let mut received: Vec<u64> = reports.iter().map(|r| r.received).collect();
+    received.sort_unstable();
+    let complete = reports.iter().filter(|r| r.received == LINES).count();
+    let accounted = reports
+        .iter()
+        .filter(|r| r.unannounced == 0 && r.disordered == 0 && r.received + r.skipped >= LINES)
+        .count();
+    let exact = reports
+        .iter()
+        .filter(|r| r.received + r.skipped == LINES)
+        .count();
+    let sum = |f: fn(&Followed) -> u64| reports.iter().map(f).sum::<u64>();
+    let mut while_running: Vec<u64> = reports.iter().map(|r| r.lines_while_running).collect();
+    while_running.sort_unstable();
+    let mut silences: Vec<Duration> = reports.iter().map(|r| r.longest_silence).collect();
+    silences.sort_unstable();
+    println!(
+        "  round {round}: while the build ran, followers received min {} / median {} / max {} \
+         lines and {} lagged frames in all; {} received no line; longest time without a \
+         frame per follower min {} / median {} / max {}",
+        while_running[0],
+        while_running[while_running.len() / 2],
+        while_running[while_running.len() - 1],
+        sum(|r| r.lagged_while_running),
+        while_running.iter().filter(|n| **n == 0).count(),
+        secs(silences[0]),
+        secs(silences[silences.len() / 2]),
+        secs(silences[silences.len() - 1]),
+    );
+    println!(
+        "  round {round}: lines received per follower min {} / median {} / max {}; \
+         {complete} of {} followers received every line; lagged frames {}, skipped {} in all; \
+         received + skipped = {LINES} exactly for {exact}, >= {LINES} with no unannounced gap \
+         for {accounted}; unannounced missing lines {}, out of order {}, other lines {}, \
+         foreign {}; last frame {} after the push",
+        received[0],
+        received[received.len() / 2],
+        received[received.len() - 1],
+        reports.len(),
+        sum(|r| r.lagged_frames),
+        sum(|r| r.skipped),
+        sum(|r| r.unannounced),
+        sum(|r| r.disordered),
+        sum(|r| r.other_lines),
+        sum(|r| r.foreign),
+        build.drained.map(secs).unwrap_or_else(|| "-".into()),
+    );
+    let after = |t: Option<Instant>| {
+        t.map_or("-".into(), |t| {
+            format!("{:+.3}s", t.duration_since(build.pushed).as_secs_f64())
+        })
+    };
+    for (i, r) in reports.iter().enumerate() {
+        if r.ended_early.is_none() && r.unannounced == 0 && r.disordered == 0 && r.stalled.is_none()
+        {
+            continue;
+        }
+        println!(
+            "    follower {i} (port {}): received {} ({} while the build ran), other lines {}, lagged frames {} \
+             (skipped {}), unannounced {}, out of order {}, last line {}; frames {} \
+             (status {}, history {}), first {} and last {} after the push; ended early: {:?}",
+            r.port,
+            r.received,
+            r.lines_while_running,
+            r.other_lines,
+            r.lagged_frames,
+            r.skipped,
+            r.unannounced,
+            r.disordered,
+            r.last,
+            r.frames,
+            r.status_frames,
+            r.history_frames,
+            after(r.first_frame),
+            after(r.last_frame),
+            r.ended_early
+        );
+        if let Some((sockets, late)) = &r.stalled {
+            println!(
+                "      quiet for 2 s after the build had finished with lines unaccounted for; \
+                 {late} frames came in the next 30 s; the connection then:\n{}",
+                sockets.trim_end()
+            );
+        }
+    }
+    let excess: Vec<u64> = reports
+        .iter()
+        .map(|r| (r.received + r.skipped).saturating_sub(LINES))
+        .collect();
+    println!(
+        "    received + skipped - {LINES} per follower: {:?}",
+        excess
+            .iter()
+            .fold(std::collections::BTreeMap::new(), |mut m, e| {
+                *m.entry(*e).or_insert(0u32) += 1;
+                m
+            })
+    );
+}
+
+async fn followers(h: &mut Harness, pid: u32, commit: &str) {
+    let variants = [0, 1, FOLLOWERS];
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
+    for round in 0..FOLLOW_ROUNDS {
+        // Rotate the order, so that drift of the machine hits every variant.
+        for k in 0..variants.len() {
+            let v = (k + round) % variants.len();
+            let n = variants[v];
+            let build = long_build(h, pid, commit, n).await;
+            println!(
+                "  round {round}: {n} followers: push-to-success {}; CPU from the push to the \
+                 followers' end: server {}, followers (this process) {}",
+                secs(build.elapsed),
+                secs(build.server_cpu),
+                secs(build.followers_cpu),
+            );
+            if n > 0 {
+                summarise(round, &build);
+            }
+            times[v].push(build.elapsed);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            print_memory(pid, &format!("after round {round} with {n} followers"));
+        }
+    }
+    let medians: Vec<Duration> = times.into_iter().map(median).collect();
+    let none = medians[0];
+    for (n, time) in variants.iter().zip(&medians) {
+        println!(
+            "followers ({LINES}-line build): {n} followers {} (median of {FOLLOW_ROUNDS}), \
+             ratio to none {:.2}",
+            secs(*time),
+            time.as_secs_f64() / none.as_secs_f64()
+        );
+    }
+}
+
+// ------------------------------------------------------------------- main
+
+fn binary_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+#[tokio::main]
+async fn main() {
+    let binary = Path::new(env!("CARGO_BIN_EXE_zos-build-server"));
+    println!(
+        "machine: {} cores, load average {} at the start",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average()
+    );
+    println!(
+        "server binary: {} ({:.1} MiB)",
+        binary.display(),
+        binary_size(binary) as f64 / (1024.0 * 1024.0)
+    );
+    let mut h = Harness::prepare("").await;
+    let trivial_commit = h.commit(TRIVIAL_SCRIPT);
+    let server = Server {
+        child: h.spawn_binary(env!("CARGO_BIN_EXE_zos-build-server")).await,
+    };
+    let pid = server.pid();
+    // Let the start-up configuration load finish.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    print_memory(pid, "after start-up (idle)");
+
+    intake(&mut h, &trivial_commit).await;
+    print_memory(pid, "after the intake benchmark");
+
+    trivial(&mut h, &trivial_commit).await;
+    print_memory(pid, "after the push-to-success benchmark");
+
+    let long_commit = h.commit(&format!(
+        "#!/bin/sh\nseq 1 {LINES}\nmkdir -p /target; echo x > /target/widget.tar.gz\n"
+    ));
+    followers(&mut h, pid, &long_commit).await;
+    // Idle threads of the blocking pool exit after 10 s.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    print_memory(pid, "15 s after the followers benchmark (idle again)");
+    println!("load average {} at the end", load_average());
+    drop(server);
+}
