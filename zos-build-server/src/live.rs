@@ -5,29 +5,47 @@
 //! they are published, and shared by every subscriber, so a hundred monitor
 //! pages cost a hundred pointer copies per line, not a hundred encodings.
 //! Publishing never waits: a subscriber that falls more than
-//! [`LIVE_CAPACITY`] events behind loses the oldest ones and is told how
-//! many, so a stalled browser tab cannot slow a build or the other clients.
+//! [`LIVE_CAPACITY`] events behind loses the oldest ones.
+//!
+//! Losing them from the channel does not lose them for good: every line
+//! event carries its byte range in the build's log file, and the feed keeps
+//! the log file and written length of the recent builds ([`Live::positions`]).
+//! A subscriber that fell behind reads what it missed from the files, which
+//! are the source of truth, and skips the events it already has. The last
+//! `status` and `history` frames are kept too, so catching up never needs
+//! the database.
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::broadcast;
 use zos_build_core::{LogEvent, LogSink, SinkError};
 
 /// Events a subscriber may fall behind before it starts losing them.
 pub const LIVE_CAPACITY: usize = 16 * 1024;
+/// Builds whose log positions are remembered (the running ones, and the
+/// latest finished ones, whose tails a late subscriber may still need).
+pub const REMEMBERED_LOGS: usize = 256;
 
 /// One event of the feed.
 #[derive(Debug, Clone)]
 pub enum LiveEvent {
     /// A line of build `id`; `frame` is the websocket frame
-    /// `{"event":"update","payload":{"id":...,"line":...}}`.
+    /// `{"event":"update","payload":{"id":...,"line":...}}`; the line (with
+    /// its newline) is bytes `start..end` of the build's log file.
     Line {
         /// The build.
         id: Arc<str>,
         /// The encoded frame.
         frame: Bytes,
+        /// Offset of the line in the log file.
+        start: u64,
+        /// Offset just after the line's newline.
+        end: u64,
     },
     /// The set of queued and running builds changed; `frame` is the
     /// `{"event":"status",...}` frame.
@@ -42,11 +60,34 @@ pub enum LiveEvent {
     },
 }
 
+/// Where a build's log is and how much of it the feed has published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPosition {
+    /// The log file.
+    pub path: PathBuf,
+    /// Bytes of it published so far (whole lines).
+    pub end: u64,
+}
+
+#[derive(Debug, Default)]
+struct Positions {
+    order: VecDeque<Arc<str>>,
+    by_build: HashMap<Arc<str>, LogPosition>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    positions: Mutex<Positions>,
+    lines: AtomicU64,
+    status: Mutex<Option<Bytes>>,
+    history: Mutex<Option<Bytes>>,
+}
+
 /// The service's live feed.
 #[derive(Debug)]
 pub struct Live {
     sender: broadcast::Sender<LiveEvent>,
-    lines: Arc<AtomicU64>,
+    shared: Arc<Shared>,
 }
 
 impl Default for Live {
@@ -55,13 +96,17 @@ impl Default for Live {
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl Live {
     /// An empty feed.
     pub fn new() -> Live {
         let (sender, _) = broadcast::channel(LIVE_CAPACITY);
         Live {
             sender,
-            lines: Arc::new(AtomicU64::new(0)),
+            shared: Arc::default(),
         }
     }
 
@@ -70,22 +115,63 @@ impl Live {
         self.sender.subscribe()
     }
 
-    /// Publishes an event; nobody listening is not an error.
+    /// Publishes an event; nobody listening is not an error. The latest
+    /// `status` and `history` frames are also kept ([`Live::views`]).
     pub fn publish(&self, event: LiveEvent) {
+        match &event {
+            LiveEvent::Status { frame } => *lock(&self.shared.status) = Some(frame.clone()),
+            LiveEvent::History { frame } => *lock(&self.shared.history) = Some(frame.clone()),
+            LiveEvent::Line { .. } => {}
+        }
         let _ = self.sender.send(event);
+    }
+
+    /// The latest `history` and `status` frames published, if any.
+    pub fn views(&self) -> (Option<Bytes>, Option<Bytes>) {
+        (
+            lock(&self.shared.history).clone(),
+            lock(&self.shared.status).clone(),
+        )
+    }
+
+    /// The log positions of the recent builds.
+    pub fn positions(&self) -> Vec<(Arc<str>, LogPosition)> {
+        let positions = lock(&self.shared.positions);
+        positions
+            .by_build
+            .iter()
+            .map(|(id, position)| (id.clone(), position.clone()))
+            .collect()
     }
 
     /// Log lines published since start-up (for `/metrics`).
     pub fn lines_published(&self) -> u64 {
-        self.lines.load(Ordering::Relaxed)
+        self.shared.lines.load(Ordering::Relaxed)
     }
 
-    /// A log sink publishing the lines of build `id`.
-    pub fn sink(&self, id: &str) -> LiveSink {
+    /// A log sink publishing the lines of build `id`, whose log file `path`
+    /// holds `written` bytes already.
+    pub fn sink(&self, id: &str, path: &Path, written: u64) -> LiveSink {
+        let id: Arc<str> = Arc::from(id);
+        let mut positions = lock(&self.shared.positions);
+        if positions.by_build.len() >= REMEMBERED_LOGS {
+            if let Some(oldest) = positions.order.pop_front() {
+                positions.by_build.remove(&oldest);
+            }
+        }
+        positions.order.push_back(id.clone());
+        positions.by_build.insert(
+            id.clone(),
+            LogPosition {
+                path: path.to_path_buf(),
+                end: written,
+            },
+        );
         LiveSink {
-            id: Arc::from(id),
+            id,
             sender: self.sender.clone(),
-            lines: self.lines.clone(),
+            shared: self.shared.clone(),
+            end: written,
         }
     }
 }
@@ -94,32 +180,77 @@ impl Live {
 pub struct LiveSink {
     id: Arc<str>,
     sender: broadcast::Sender<LiveEvent>,
-    lines: Arc<AtomicU64>,
+    shared: Arc<Shared>,
+    /// Bytes of the log file published so far.
+    end: u64,
+}
+
+#[derive(Serialize)]
+struct Update<'a> {
+    event: &'static str,
+    payload: UpdatePayload<'a>,
+}
+
+#[derive(Serialize)]
+struct UpdatePayload<'a> {
+    id: &'a str,
+    line: &'a str,
 }
 
 /// The websocket frame of one line.
-pub fn line_frame(id: &str, text: &str) -> String {
-    serde_json::json!({"event": "update", "payload": {"id": id, "line": text}}).to_string()
+pub fn line_frame(id: &str, text: &str) -> Bytes {
+    let update = Update {
+        event: "update",
+        payload: UpdatePayload { id, line: text },
+    };
+    // Serialising two strings cannot fail.
+    Bytes::from(serde_json::to_vec(&update).unwrap_or_default())
 }
 
 #[async_trait]
 impl LogSink for LiveSink {
     async fn write(&mut self, events: &[LogEvent]) -> Result<(), SinkError> {
-        self.lines.fetch_add(events.len() as u64, Ordering::Relaxed);
-        // Followers of the log file wake up on these too, so publish even
-        // when no websocket client is connected, unless nobody at all listens.
+        self.shared
+            .lines
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        // The file sink wrote the batch before this one runs (it comes first
+        // in the fan-out): the position may move past what was sent.
+        let start = self.end;
+        self.end += events.iter().map(|e| e.text.len() as u64 + 1).sum::<u64>();
+        if let Some(position) = lock(&self.shared.positions).by_build.get_mut(&self.id) {
+            position.end = self.end;
+        }
         if self.sender.receiver_count() == 0 {
             return Ok(());
         }
+        let mut offset = start;
         for event in events {
-            let frame = line_frame(&self.id, &event.text);
+            let end = offset + event.text.len() as u64 + 1;
             let _ = self.sender.send(LiveEvent::Line {
                 id: self.id.clone(),
-                frame: Bytes::from(frame),
+                frame: line_frame(&self.id, &event.text),
+                start: offset,
+                end,
             });
+            offset = end;
         }
         Ok(())
     }
+}
+
+/// At most `limit` bytes of `path` from `offset`; nothing when the file does
+/// not exist (yet) or ends before `offset`.
+pub async fn read_log(path: &Path, offset: u64, limit: u64) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = match tokio::fs::File::open(path).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    file.seek(std::io::SeekFrom::Start(offset)).await?;
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes).await?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -129,23 +260,52 @@ mod tests {
     use zos_build_core::LogStream;
 
     #[tokio::test]
-    async fn lines_become_update_frames() {
+    async fn lines_become_update_frames_with_their_place_in_the_file() {
         let live = Live::new();
         let mut receiver = live.subscribe();
-        let mut sink = live.sink("b1");
+        let mut sink = live.sink("b1", Path::new("/logs/b1.log"), 10);
         let mut seq = Sequencer::default();
         let line = seq.event(LogStream::Stdout, "a \"quoted\" <b>line</b>".into());
-        sink.write(&[line]).await.unwrap();
+        let next = seq.event(LogStream::Stdout, "é".into());
+        sink.write(&[line, next]).await.unwrap();
         match receiver.recv().await.unwrap() {
-            LiveEvent::Line { id, frame } => {
+            LiveEvent::Line {
+                id,
+                frame,
+                start,
+                end,
+            } => {
                 assert_eq!(&*id, "b1");
                 let value: serde_json::Value = serde_json::from_slice(&frame).unwrap();
                 assert_eq!(value["event"], "update");
                 assert_eq!(value["payload"]["id"], "b1");
                 assert_eq!(value["payload"]["line"], "a \"quoted\" <b>line</b>");
+                assert_eq!((start, end), (10, 10 + 22 + 1));
             }
             other => panic!("expected a line, got {other:?}"),
         }
-        assert_eq!(live.lines_published(), 1);
+        match receiver.recv().await.unwrap() {
+            LiveEvent::Line { start, end, .. } => assert_eq!((start, end), (33, 36)),
+            other => panic!("expected a line, got {other:?}"),
+        }
+        assert_eq!(live.lines_published(), 2);
+        let positions = live.positions();
+        assert_eq!(positions.len(), 1);
+        assert_eq!(positions[0].1.end, 36);
+    }
+
+    #[test]
+    fn only_the_recent_builds_are_remembered_and_views_are_kept() {
+        let live = Live::new();
+        for i in 0..REMEMBERED_LOGS + 3 {
+            live.sink(&format!("b{i}"), Path::new("/x"), 0);
+        }
+        let positions = live.positions();
+        assert_eq!(positions.len(), REMEMBERED_LOGS);
+        assert!(!positions.iter().any(|(id, _)| &**id == "b0"));
+        live.publish(LiveEvent::Status {
+            frame: Bytes::from_static(b"s"),
+        });
+        assert_eq!(live.views(), (None, Some(Bytes::from_static(b"s"))));
     }
 }

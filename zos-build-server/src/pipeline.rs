@@ -350,16 +350,13 @@ impl Inner {
         let ending = match FileSink::create(&log).await {
             Ok(file) => {
                 // The file first: a follower woken by the live line finds it there.
-                let mut sink =
-                    FanOut::new()
-                        .with(file)
-                        .with(self.live.sink(id))
-                        .with(ContainerRecorder {
-                            id: id.to_string(),
-                            history: self.history.clone(),
-                            config: self.config.clone(),
-                            live: self.live.clone(),
-                        });
+                let live = self.live.sink(id, &log, file.size());
+                let mut sink = FanOut::new().with(file).with(live).with(ContainerRecorder {
+                    id: id.to_string(),
+                    history: self.history.clone(),
+                    config: self.config.clone(),
+                    live: self.live.clone(),
+                });
                 let ending = self.build(&record, &work, &mut sink, &stop).await;
                 let mut seq = Sequencer::default();
                 let last = seq.event(LogStream::System, last_line(&ending));

@@ -17,7 +17,7 @@
 
 use crate::config::Config;
 use crate::http::is_repository_name;
-use crate::live::{Live, LiveSink};
+use crate::live::Live;
 use crate::state::SharedCatalog;
 use crate::views;
 use std::path::{Path, PathBuf};
@@ -176,7 +176,7 @@ impl Reloader {
         let id = record.id.clone();
         self.update(&id, BuildUpdate::started(BuildStatus::Building), false)
             .await;
-        let mut log = Log::open(&self.config.build_log_path(&id), self.live.sink(&id)).await;
+        let mut log = Log::open(&id, &self.config.build_log_path(&id), &self.live).await;
         log.line(format!(
             "[zos-build] loading the configuration from {location}"
         ))
@@ -275,9 +275,12 @@ struct Log {
 }
 
 impl Log {
-    async fn open(path: &Path, live: LiveSink) -> Log {
+    async fn open(id: &str, path: &Path, live: &Live) -> Log {
         let sink = match FileSink::create(path).await {
-            Ok(file) => Some(FanOut::new().with(file).with(live)),
+            Ok(file) => {
+                let live = live.sink(id, path, file.size());
+                Some(FanOut::new().with(file).with(live))
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot write the configuration reload's log");
                 None

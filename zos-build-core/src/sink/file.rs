@@ -15,6 +15,7 @@ pub struct FileSink {
     path: PathBuf,
     file: tokio::fs::File,
     buffer: Vec<u8>,
+    size: u64,
 }
 
 impl FileSink {
@@ -34,16 +35,23 @@ impl FileSink {
             .open(&path)
             .await
             .map_err(io)?;
+        let size = file.metadata().await.map_err(io)?.len();
         Ok(FileSink {
             path,
             file,
             buffer: Vec::with_capacity(64 * 1024),
+            size,
         })
     }
 
     /// The file written.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The file's size: what it held when opened plus what was written since.
+    pub fn size(&self) -> u64 {
+        self.size
     }
 
     fn error(&self, source: std::io::Error) -> SinkError {
@@ -69,7 +77,9 @@ impl LogSink for FileSink {
             self.file.flush().await
         }
         .await;
-        result.map_err(|e| self.error(e))
+        result.map_err(|e| self.error(e))?;
+        self.size += self.buffer.len() as u64;
+        Ok(())
     }
 
     async fn finish(&mut self) -> Result<(), SinkError> {
@@ -97,7 +107,9 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "a\nb;c\n");
         drop(sink);
         let mut again = FileSink::create(&path).await.unwrap();
+        assert_eq!(again.size(), 6, "the size counts what the file held");
         again.write(&lines(&["d"])).await.unwrap();
+        assert_eq!(again.size(), 8);
         again.finish().await.unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "a\nb;c\nd\n");
     }

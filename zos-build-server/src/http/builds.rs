@@ -21,7 +21,7 @@
 use super::push::is_repository_name;
 use super::response::{self, Body};
 use super::signature::same_secret;
-use crate::live::LiveEvent;
+use crate::live::{read_log, LiveEvent};
 use crate::pipeline::builds_of;
 use crate::state::AppState;
 use crate::views;
@@ -30,11 +30,9 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::AUTHORIZATION;
 use hyper::{Request, Response, StatusCode};
-use std::io::SeekFrom;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::broadcast;
 use zos_build_core::history::is_valid_build_id;
 use zos_build_core::BuildRecord;
@@ -327,7 +325,7 @@ pub async fn log(state: &Arc<AppState>, id: &str, query: Option<&str>) -> Respon
     };
     let path = state.config.build_log_path(&record.id);
     if !query.follow {
-        return match read_from(&path, query.offset, u64::MAX).await {
+        return match read_log(&path, query.offset, u64::MAX).await {
             Ok(bytes) => response::text(StatusCode::OK, bytes),
             Err(e) => {
                 tracing::error!(build = %record.id, error = %e, "cannot read a build log");
@@ -374,7 +372,7 @@ impl Follower {
                 Ok(None) => true,
                 Err(e) => return Some(Err(std::io::Error::other(e))),
             };
-            let bytes = match read_from(&self.path, self.offset, CHUNK).await {
+            let bytes = match read_log(&self.path, self.offset, CHUNK).await {
                 Ok(bytes) => bytes,
                 Err(e) => return Some(Err(e)),
             };
@@ -423,18 +421,4 @@ impl Follower {
             }
         }
     }
-}
-
-/// At most `limit` bytes of `path` from `offset`; nothing when the file does
-/// not exist yet (a queued build) or ends before `offset`.
-async fn read_from(path: &std::path::Path, offset: u64, limit: u64) -> std::io::Result<Vec<u8>> {
-    let mut file = match tokio::fs::File::open(path).await {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    file.seek(SeekFrom::Start(offset)).await?;
-    let mut bytes = Vec::new();
-    file.take(limit).read_to_end(&mut bytes).await?;
-    Ok(bytes)
 }

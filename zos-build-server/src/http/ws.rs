@@ -2,21 +2,30 @@
 //!
 //! Server to client only: `{"event": "history"|"status"|"update", "payload": ...}`.
 //! On connect the client gets the current `history` and `status`; then every
-//! log line as an `update` (`{"id", "line"}`) and every change as a whole new
-//! `status` or `history`. A client that falls behind the live feed gets
-//! `{"event": "lagged", "payload": {"id": ..., "skipped": N}}` followed by a
-//! fresh `status` and `history`, and goes on; it never slows anyone else.
+//! log line written from then on as an `update` (`{"id", "line"}`), and every
+//! change as a whole new `status` or `history`.
+//!
+//! A client never slows a build or another client: each one has its own
+//! task reading the shared feed. One that falls behind the feed (a slow
+//! network, a busy browser) loses events from the channel, then catches up
+//! from the log files, which hold every line: it still receives every line
+//! once and in order, only later, followed by the current `status` and
+//! `history`. Only lines that cannot be read back (a log removed meanwhile)
+//! are announced as lost, with `{"event": "lagged", "payload": {"id", "skipped"}}`.
 
 use super::response::{self, Body};
-use crate::live::LiveEvent;
+use crate::live::{line_frame, read_log, LiveEvent};
 use crate::state::AppState;
 use crate::views;
 use bytes::Bytes;
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -67,46 +76,165 @@ type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 /// Events sent between two flushes at most, so a busy feed still reaches
 /// the client promptly.
 const FLUSH_EVERY: usize = 1024;
+/// The most of a log read at once when catching up.
+const CATCH_UP_CHUNK: u64 = 256 * 1024;
 
-fn text(frame: Bytes) -> Option<Message> {
-    Utf8Bytes::try_from(frame).ok().map(Message::Text)
+/// The client went away (or the socket failed): stop serving it.
+struct Gone;
+
+/// One websocket client: its socket, and how far it got in each build's log.
+struct Client {
+    state: Arc<AppState>,
+    outgoing: SplitSink<Socket, Message>,
+    /// Bytes of each build's log file already sent as `update` frames.
+    sent: HashMap<Arc<str>, u64>,
 }
 
-async fn snapshot(state: &AppState) -> Vec<Message> {
-    let mut frames = Vec::with_capacity(2);
-    match views::history(&state.history).await {
-        Ok(history) => frames.push(views::frame("history", history)),
-        Err(e) => tracing::error!(error = %e, "history query failed"),
+impl Client {
+    async fn feed(&mut self, frame: Bytes) -> Result<(), Gone> {
+        match Utf8Bytes::try_from(frame) {
+            Ok(text) => self
+                .outgoing
+                .feed(Message::Text(text))
+                .await
+                .map_err(|_| Gone),
+            // Frames are JSON made by this server: never invalid, but never a crash.
+            Err(_) => Ok(()),
+        }
     }
-    match views::status(&state.history, &state.config).await {
-        Ok(status) => frames.push(views::frame("status", status)),
-        Err(e) => tracing::error!(error = %e, "status query failed"),
+
+    async fn flush(&mut self) -> Result<(), Gone> {
+        self.outgoing.flush().await.map_err(|_| Gone)
     }
-    frames
-        .into_iter()
-        .map(|f| Message::Text(f.into()))
-        .collect()
+
+    /// The current `history` and `status`: the last ones published, or read
+    /// from the history when none was published yet.
+    async fn views(&mut self) -> Result<(), Gone> {
+        let (history, status) = self.state.live.views();
+        let history = match history {
+            Some(frame) => Some(frame),
+            None => views::history(&self.state.history)
+                .await
+                .map_err(|e| tracing::error!(error = %e, "history query failed"))
+                .ok()
+                .map(|value| Bytes::from(views::frame("history", value))),
+        };
+        let status = match status {
+            Some(frame) => Some(frame),
+            None => views::status(&self.state.history, &self.state.config)
+                .await
+                .map_err(|e| tracing::error!(error = %e, "status query failed"))
+                .ok()
+                .map(|value| Bytes::from(views::frame("status", value))),
+        };
+        for frame in [history, status].into_iter().flatten() {
+            self.feed(frame).await?;
+        }
+        Ok(())
+    }
+
+    /// One line from the feed: sent unless the client has it already; a gap
+    /// before it is filled from the log file first.
+    async fn line(&mut self, id: Arc<str>, frame: Bytes, start: u64, end: u64) -> Result<(), Gone> {
+        let from = self.sent.get(&id).copied().unwrap_or(0);
+        if end <= from {
+            return Ok(());
+        }
+        if start > from {
+            if let Some(position) = self
+                .state
+                .live
+                .positions()
+                .into_iter()
+                .find(|(build, _)| *build == id)
+            {
+                self.catch_up(&id, &position.1.path, from, start).await?;
+            }
+        }
+        self.feed(frame).await?;
+        self.sent.insert(id, end);
+        Ok(())
+    }
+
+    /// Sends what the client missed of every recent build, from the files;
+    /// returns the builds whose missed lines could not be read.
+    async fn catch_up_all(&mut self) -> Result<Vec<Arc<str>>, Gone> {
+        let mut lost = Vec::new();
+        for (id, position) in self.state.live.positions() {
+            let from = self.sent.get(&id).copied().unwrap_or(0);
+            if position.end > from
+                && !self
+                    .catch_up(&id, &position.path, from, position.end)
+                    .await?
+            {
+                lost.push(id);
+            }
+        }
+        Ok(lost)
+    }
+
+    /// Sends the lines of bytes `from..to` of build `id`'s log; false when
+    /// the file does not hold them any more.
+    async fn catch_up(
+        &mut self,
+        id: &Arc<str>,
+        path: &Path,
+        from: u64,
+        to: u64,
+    ) -> Result<bool, Gone> {
+        let mut offset = from;
+        while offset < to {
+            let bytes = match read_log(path, offset, (to - offset).min(CATCH_UP_CHUNK)).await {
+                Ok(bytes) if !bytes.is_empty() => bytes,
+                Ok(_) => return Ok(false),
+                Err(e) => {
+                    tracing::warn!(build = %id, error = %e, "cannot read a log to catch a client up");
+                    return Ok(false);
+                }
+            };
+            // Whole lines only; a single line longer than a chunk goes as it is.
+            let usable = match bytes.iter().rposition(|&b| b == b'\n') {
+                Some(last) => last + 1,
+                None => bytes.len(),
+            };
+            let text = &bytes[..usable];
+            let text = text.strip_suffix(b"\n").unwrap_or(text);
+            for line in text.split(|&b| b == b'\n') {
+                self.feed(line_frame(id, &String::from_utf8_lossy(line)))
+                    .await?;
+            }
+            offset += usable as u64;
+            self.sent.insert(id.clone(), offset);
+            self.flush().await?;
+        }
+        Ok(true)
+    }
 }
 
 async fn serve_client(state: Arc<AppState>, socket: Socket) {
-    let (mut outgoing, mut incoming) = socket.split();
-    // Subscribe before the snapshot: nothing published in between is lost.
+    let (outgoing, mut incoming) = socket.split();
+    // Subscribe before anything is read: nothing published in between is lost.
     let mut live = state.live.subscribe();
-    for message in snapshot(&state).await {
-        if outgoing.feed(message).await.is_err() {
-            return;
-        }
-    }
-    if outgoing.flush().await.is_err() {
+    let sent = state
+        .live
+        .positions()
+        .into_iter()
+        .map(|(id, position)| (id, position.end))
+        .collect();
+    let mut client = Client {
+        state: state.clone(),
+        outgoing,
+        sent,
+    };
+    if client.views().await.is_err() || client.flush().await.is_err() {
         return;
     }
-    let mut skipped: u64 = 0;
     loop {
         let first = tokio::select! {
             // The server stops: say goodbye, so the page shows it is offline
             // and reconnects to the next server at once.
             () = state.shutdown.cancelled() => {
-                let _ = outgoing.send(Message::Close(None)).await;
+                let _ = client.outgoing.send(Message::Close(None)).await;
                 return;
             }
             message = incoming.next() => match message {
@@ -114,7 +242,7 @@ async fn serve_client(state: Arc<AppState>, socket: Socket) {
                 // from the client means nothing in this protocol.
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
                 Some(Ok(_)) => {
-                    if outgoing.flush().await.is_err() {
+                    if client.flush().await.is_err() {
                         return;
                     }
                     continue;
@@ -122,68 +250,57 @@ async fn serve_client(state: Arc<AppState>, socket: Socket) {
             },
             event = live.recv() => event,
         };
-        // Send everything already waiting, then flush once: a fast build's
-        // lines go out in a few large writes rather than one per line.
-        let mut next = Some(first);
-        let mut batch = 0;
-        while let Some(event) = next.take() {
-            batch += 1;
-            let messages = match event {
-                Ok(LiveEvent::Line { id, frame }) => {
-                    let mut messages = Vec::with_capacity(2);
-                    if skipped > 0 {
-                        let lagged = views::frame(
-                            "lagged",
-                            serde_json::json!({"id": &*id, "skipped": skipped}),
-                        );
-                        messages.push(Message::Text(lagged.into()));
-                        messages.extend(snapshot(&state).await);
-                        skipped = 0;
-                    }
-                    messages.extend(text(frame));
-                    messages
-                }
-                Ok(LiveEvent::Status { frame }) | Ok(LiveEvent::History { frame }) => {
-                    text(frame).into_iter().collect()
-                }
-                Err(RecvError::Lagged(n)) => {
-                    skipped += n;
-                    Vec::new()
-                }
-                Err(RecvError::Closed) => return,
-            };
-            for message in messages {
-                if outgoing.feed(message).await.is_err() {
-                    return;
-                }
-            }
-            if batch >= FLUSH_EVERY {
-                break;
-            }
-            next = match live.try_recv() {
-                Ok(event) => Some(Ok(event)),
-                Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
-                Err(TryRecvError::Empty) => None,
-                Err(TryRecvError::Closed) => return,
-            };
-        }
-        if skipped > 0 {
-            // The lag was followed by silence: say so now, with a fresh view.
-            let lagged = views::frame(
-                "lagged",
-                serde_json::json!({"id": null, "skipped": skipped}),
-            );
-            skipped = 0;
-            let mut messages = vec![Message::Text(lagged.into())];
-            messages.extend(snapshot(&state).await);
-            for message in messages {
-                if outgoing.feed(message).await.is_err() {
-                    return;
-                }
-            }
-        }
-        if outgoing.flush().await.is_err() {
+        if serve_events(&mut client, &mut live, first).await.is_err() {
             return;
         }
     }
+}
+
+/// Sends `first` and whatever else is already waiting (up to
+/// [`FLUSH_EVERY`] events), then flushes once: a fast build's lines go out
+/// in a few large writes rather than one per line.
+async fn serve_events(
+    client: &mut Client,
+    live: &mut tokio::sync::broadcast::Receiver<LiveEvent>,
+    first: Result<LiveEvent, RecvError>,
+) -> Result<(), Gone> {
+    let mut next = Some(first);
+    let mut count = 0;
+    while let Some(event) = next.take() {
+        count += 1;
+        match event {
+            Ok(LiveEvent::Line {
+                id,
+                frame,
+                start,
+                end,
+            }) => client.line(id, frame, start, end).await?,
+            Ok(LiveEvent::Status { frame }) | Ok(LiveEvent::History { frame }) => {
+                client.feed(frame).await?
+            }
+            Err(RecvError::Lagged(skipped)) => {
+                // Behind the feed: the files have every line that was missed.
+                client.flush().await?;
+                for id in client.catch_up_all().await? {
+                    let lagged = views::frame(
+                        "lagged",
+                        serde_json::json!({"id": &*id, "skipped": skipped}),
+                    );
+                    client.feed(Bytes::from(lagged)).await?;
+                }
+                client.views().await?;
+            }
+            Err(RecvError::Closed) => return Err(Gone),
+        }
+        if count >= FLUSH_EVERY {
+            break;
+        }
+        next = match live.try_recv() {
+            Ok(event) => Some(Ok(event)),
+            Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Closed) => return Err(Gone),
+        };
+    }
+    client.flush().await
 }
