@@ -130,7 +130,7 @@ impl Harness {
         )
         .unwrap();
         let output = std::fs::File::create(self.dir.path().join("server.out")).unwrap();
-        let child = std::process::Command::new(binary)
+        let mut child = std::process::Command::new(binary)
             .arg("--config")
             .arg(&config_file)
             .stdout(output.try_clone().unwrap())
@@ -140,11 +140,12 @@ impl Harness {
         self.address = Some(SocketAddr::from(([127, 0, 0, 1], port)));
         let start = Instant::now();
         while self.client.get(self.url("/healthz")).send().await.is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "the server did not answer: {}",
-                self.server_output()
-            );
+            if start.elapsed() > Duration::from_secs(30) {
+                // Never leave a half-started server behind a failed test.
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the server did not answer: {}", self.server_output());
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         child
