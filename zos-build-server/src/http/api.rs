@@ -53,12 +53,7 @@ pub async fn history(state: &AppState) -> Response<Body> {
 pub async fn history_full(state: &AppState, query: Option<&str>) -> Response<Body> {
     let mut page: u64 = 1;
     let mut per_page: Option<u64> = None;
-    for pair in query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for (key, value) in response::query_pairs(query) {
         let number = value.parse::<u64>().ok();
         match (key, number) {
             ("page", Some(n)) if n >= 1 => page = n,

@@ -59,12 +59,7 @@ fn internal(e: impl std::fmt::Display) -> Response<Body> {
 pub async fn list(state: &AppState, query: Option<&str>) -> Response<Body> {
     let mut name = None;
     let mut limit = views::HISTORY_LENGTH;
-    for pair in query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for (key, value) in response::query_pairs(query) {
         match key {
             "name" => name = Some(percent_decode(value)),
             "limit" => match value.parse::<u64>() {
@@ -291,12 +286,7 @@ fn parse_query(query: Option<&str>) -> Result<Query, String> {
         follow: false,
         offset: 0,
     };
-    for pair in query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for (key, value) in response::query_pairs(query) {
         match key {
             "follow" => parsed.follow = matches!(value, "" | "1" | "true" | "yes"),
             "offset" => {

@@ -13,6 +13,15 @@ use hyper::{Response, StatusCode};
 /// for a followed log.
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
+/// The `key=value` pairs of a query string (a key alone has an empty value).
+pub fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (&str, &str)> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+}
+
 /// A body holding `bytes`.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
