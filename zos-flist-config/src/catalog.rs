@@ -81,16 +81,12 @@ impl BranchReport {
 
     /// The errors, in file order.
     pub fn errors(&self) -> impl Iterator<Item = &Problem> {
-        self.problems
-            .iter()
-            .filter(|p| p.severity == Severity::Error)
+        crate::problem::of_severity(&self.problems, Severity::Error)
     }
 
     /// The warnings, in file order.
     pub fn warnings(&self) -> impl Iterator<Item = &Problem> {
-        self.problems
-            .iter()
-            .filter(|p| p.severity == Severity::Warning)
+        crate::problem::of_severity(&self.problems, Severity::Warning)
     }
 }
 

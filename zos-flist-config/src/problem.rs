@@ -75,6 +75,14 @@ impl Problem {
     }
 }
 
+/// The problems of `severity` among `problems`, in their order.
+pub(crate) fn of_severity(
+    problems: &[Problem],
+    severity: Severity,
+) -> impl Iterator<Item = &Problem> {
+    problems.iter().filter(move |p| p.severity == severity)
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.line, self.column) {
