@@ -124,7 +124,7 @@ impl Reloader {
         &self.source
     }
 
-    /// Whether a push of `repository` on `branch` is a push to the configuration.
+    /// Whether a push of `repository` is a push to the configuration repository.
     pub fn is_configuration_push(&self, repository: &str) -> bool {
         matches!(&self.source, Source::Git { repository: r, .. } if r == repository)
     }

@@ -3,7 +3,7 @@
 //! (`status`, `history`), so the two can never disagree.
 
 use crate::config::Config;
-use crate::live::{Live, LiveEvent};
+use crate::live::{read_log, Live, LiveEvent};
 use serde_json::{json, Value};
 use std::path::Path;
 use zos_build_core::{BuildRecord, History, HistoryError};
@@ -70,26 +70,14 @@ pub fn frame(event: &str, payload: Value) -> String {
 
 /// The last `n` lines of a file, joined by `\n`; empty when it cannot be read.
 pub async fn last_lines(path: &Path, n: usize) -> String {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
     // Only the end of a (possibly huge) log is read.
     const TAIL_BYTES: u64 = 16 * 1024;
-    let Ok(mut file) = tokio::fs::File::open(path).await else {
+    let Ok(length) = tokio::fs::metadata(path).await.map(|m| m.len()) else {
         return String::new();
     };
-    let Ok(length) = file.metadata().await.map(|m| m.len()) else {
+    let Ok(bytes) = read_log(path, length.saturating_sub(TAIL_BYTES), TAIL_BYTES).await else {
         return String::new();
     };
-    if file
-        .seek(std::io::SeekFrom::Start(length.saturating_sub(TAIL_BYTES)))
-        .await
-        .is_err()
-    {
-        return String::new();
-    }
-    let mut bytes = Vec::new();
-    if file.read_to_end(&mut bytes).await.is_err() {
-        return String::new();
-    }
     let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")

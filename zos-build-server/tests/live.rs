@@ -23,6 +23,18 @@ async fn connect(h: &Harness) -> Socket {
     socket
 }
 
+/// A client that has read the `history` and `status` frames sent on connect.
+async fn connect_past_snapshot(h: &Harness) -> Socket {
+    let mut socket = connect(h).await;
+    for event in ["history", "status"] {
+        let frame = next_frame(&mut socket, Duration::from_secs(5))
+            .await
+            .expect("the snapshot frames on connect");
+        assert_eq!(frame["event"], event);
+    }
+    socket
+}
+
 /// The next JSON frame, within `limit`.
 async fn next_frame(socket: &mut Socket, limit: Duration) -> Option<Value> {
     loop {
@@ -118,15 +130,9 @@ async fn a_websocket_client_gets_history_status_and_every_line() {
 async fn a_stalled_websocket_client_catches_up_with_every_line_from_the_log() {
     let _docker = DOCKER.lock().await;
     let mut h = Harness::start("").await;
-    let mut stalled = connect(&h).await;
     // Read the snapshot, then nothing while a large build runs: far more
     // than the feed keeps for a subscriber and the socket buffers hold.
-    next_frame(&mut stalled, Duration::from_secs(5))
-        .await
-        .unwrap();
-    next_frame(&mut stalled, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let mut stalled = connect_past_snapshot(&h).await;
     let commit = h.commit(&lines_script(400_000));
     let ids = h.push(&commit).await;
     let record = h.finished(&ids[0]).await;
@@ -380,13 +386,7 @@ async fn artifacts_metrics_and_sync() {
         .unwrap();
     assert!(lines >= 10, "{metrics}");
 
-    let mut socket = connect(&h).await;
-    next_frame(&mut socket, Duration::from_secs(5))
-        .await
-        .unwrap();
-    next_frame(&mut socket, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let mut socket = connect_past_snapshot(&h).await;
     let sync = h.client.get(h.url("/build/sync")).send().await.unwrap();
     assert_eq!(sync.text().await.unwrap(), "OK");
     let mut events = Vec::new();
@@ -401,13 +401,7 @@ async fn artifacts_metrics_and_sync() {
 #[tokio::test]
 async fn stopping_the_server_closes_websockets_and_ends_followers() {
     let mut h = Harness::start("max-concurrent-builds: 1\n").await;
-    let mut socket = connect(&h).await;
-    next_frame(&mut socket, Duration::from_secs(5))
-        .await
-        .unwrap();
-    next_frame(&mut socket, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let mut socket = connect_past_snapshot(&h).await;
     h.restart(false).await;
     // The next message is the close (or the end of the stream), promptly.
     let end = tokio::time::timeout(Duration::from_secs(5), async {

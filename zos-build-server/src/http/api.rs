@@ -11,18 +11,12 @@ use super::response::{self, Body};
 use crate::state::AppState;
 use crate::views;
 use hyper::{Response, StatusCode};
-use std::path::PathBuf;
 use zos_build_core::history::is_valid_build_id;
 use zos_build_core::{BuildRecord, HistoryError};
 
 pub use crate::views::HISTORY_LENGTH;
 /// The largest page of `/build/history/full`.
 pub const MAX_PER_PAGE: u64 = 1000;
-
-/// The log file of build `id` (an id already checked by [`is_valid_build_id`]).
-pub fn log_path(state: &AppState, id: &str) -> PathBuf {
-    state.config.build_log_path(id)
-}
 
 fn internal(e: HistoryError) -> Response<Body> {
     tracing::error!(error = %e, "history query failed");
@@ -122,8 +116,9 @@ async fn log_of(state: &AppState, record: &BuildRecord) -> Response<Body> {
     if !is_valid_build_id(&record.id) {
         return response::not_found("no such build");
     }
-    match tokio::fs::read(log_path(state, &record.id)).await {
-        Ok(bytes) => response::text(StatusCode::OK, bytes),
+    // Streamed: a log of millions of lines is never held in memory whole.
+    match tokio::fs::File::open(state.config.build_log_path(&record.id)).await {
+        Ok(file) => response::text_stream(tokio_util::io::ReaderStream::new(file)),
         // Queued builds have written nothing yet.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => response::text(StatusCode::OK, ""),
         Err(e) => {
