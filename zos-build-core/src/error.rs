@@ -53,6 +53,16 @@ pub enum BuildError {
         /// The path inside the container.
         path: String,
     },
+    /// The artifact (or an entry of an artifact directory) is a symlink, a
+    /// hard link or a device: refused, since publishing it would publish
+    /// a file of the host.
+    #[error("artifact {path} is a {kind}, not a regular file")]
+    ArtifactNotRegular {
+        /// The path inside the container.
+        path: String,
+        /// What it is instead: `symlink`, `hard link`, ...
+        kind: &'static str,
+    },
     /// An artifact could not be extracted to the host.
     #[error("cannot extract artifact {path} into {dir}: {source}")]
     Artifact {

@@ -20,4 +20,12 @@ pub trait Executor: Send + Sync {
         sink: &mut dyn LogSink,
         cancel: &CancellationToken,
     ) -> Result<BuildOutcome, BuildError>;
+
+    /// Answers whether the backend can take a build now (the Docker daemon
+    /// answers a ping). A scheduler asks before it starts a build, and waits
+    /// for a backend that is down instead of failing the build at once.
+    /// The default says yes.
+    async fn ready(&self) -> Result<(), BuildError> {
+        Ok(())
+    }
 }

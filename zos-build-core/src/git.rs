@@ -8,8 +8,16 @@
 //! git runs without a shell, with `--` before every value that came from
 //! outside (URL, commit), so neither can be taken for an option, and without
 //! prompts (`GIT_TERMINAL_PROMPT=0`): a repository that needs credentials
-//! fails instead of hanging.
+//! fails instead of hanging. Every command runs in a directory of ours (a
+//! [`Git`] is made with its scratch directory, under the server's data
+//! directory, never the shared `/tmp` where anyone may plant a `.git`), does
+//! not look for repositories above it (`GIT_CEILING_DIRECTORIES`), ignores
+//! the system-wide configuration (`GIT_CONFIG_NOSYSTEM`), and may only use
+//! the transport of the configured base URL (`GIT_ALLOW_PROTOCOL`), so a
+//! URL cannot make git run a command (`ext::`) or read local files when the
+//! base is remote. Credentials in URLs never appear in errors.
 
+use crate::redact::redact_credentials;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -77,127 +85,195 @@ pub fn repository_url(base: &str, repository: &str) -> String {
     }
 }
 
-/// Fetches `commit` of `url` into `dest` (created; must not exist or be
-/// empty) and checks it out detached. `dest` keeps a shallow `.git`.
-pub async fn fetch_commit(url: &str, commit: &str, dest: &Path) -> Result<(), GitError> {
-    if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(GitError::InvalidCommit(commit.to_string()));
+/// The transport git may use for repositories below `base`: the scheme of a
+/// URL (`https`, `file`, `ssh`), `ssh` for `user@host:path`, `file` for a
+/// local directory.
+pub fn protocol_of(base: &str) -> String {
+    match base.split_once("://") {
+        Some((scheme, _)) => scheme.to_ascii_lowercase(),
+        None if base.contains(':') && !base.starts_with('/') && !base.starts_with('.') => {
+            "ssh".to_string()
+        }
+        None => "file".to_string(),
     }
-    let commit = commit.to_ascii_lowercase();
-    tokio::fs::create_dir_all(dest)
-        .await
-        .map_err(|source| GitError::Directory {
-            path: dest.to_path_buf(),
-            source,
-        })?;
-    run_git(dest, url, &commit, "init", &["init", "-q"]).await?;
-    let fetch = [
-        "fetch",
-        "-q",
-        "--no-tags",
-        "--depth",
-        "1",
-        "--",
-        url,
-        &commit,
-    ];
-    run_git(dest, url, &commit, "fetch", &fetch).await?;
-    let checkout = [
-        "-c",
-        "advice.detachedHead=false",
-        "checkout",
-        "-q",
-        "--detach",
-        "FETCH_HEAD",
-    ];
-    run_git(dest, url, &commit, "checkout", &checkout).await?;
-    let head = run_git(dest, url, &commit, "rev-parse", &["rev-parse", "HEAD"]).await?;
-    if head != commit {
-        return Err(GitError::WrongCommit {
-            url: url.to_string(),
-            commit,
-            found: head,
-        });
-    }
-    Ok(())
 }
 
-/// The commit `reference` (`HEAD`, the default branch, or
-/// `refs/heads/<branch>`) of `url` points to now.
-pub async fn resolve(url: &str, reference: &str) -> Result<String, GitError> {
-    let dir = std::env::temp_dir();
-    let args = ["ls-remote", "--", url, reference];
-    let listing = run_git(&dir, url, reference, "ls-remote", &args).await?;
-    listing
-        .lines()
-        .filter_map(|line| line.split_once('\t'))
-        .find(|(_, name)| *name == reference)
-        .map(|(commit, _)| commit.to_string())
-        .filter(|commit| commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()))
-        .ok_or_else(|| GitError::NoSuchRef {
-            url: url.to_string(),
-            reference: reference.to_string(),
+/// How git is run: in which directory, with which transports allowed.
+#[derive(Debug, Clone)]
+pub struct Git {
+    scratch: PathBuf,
+    protocols: String,
+}
+
+impl Git {
+    /// git with `scratch` (created when needed) as the working directory of
+    /// the commands that need no checkout, allowed only the transport of
+    /// `base_url` (see [`protocol_of`]).
+    pub fn new(scratch: impl Into<PathBuf>, base_url: &str) -> Git {
+        Git {
+            scratch: scratch.into(),
+            protocols: protocol_of(base_url),
+        }
+    }
+
+    /// Allows these transports instead (`https:file`), for callers that
+    /// fetch from more than one kind of place.
+    pub fn with_protocols(mut self, protocols: impl Into<String>) -> Git {
+        self.protocols = protocols.into();
+        self
+    }
+
+    /// The transports allowed, as `GIT_ALLOW_PROTOCOL` takes them.
+    pub fn protocols(&self) -> &str {
+        &self.protocols
+    }
+
+    /// The scratch directory, created.
+    async fn scratch(&self) -> Result<&Path, GitError> {
+        tokio::fs::create_dir_all(&self.scratch)
+            .await
+            .map_err(|source| GitError::Directory {
+                path: self.scratch.clone(),
+                source,
+            })?;
+        Ok(&self.scratch)
+    }
+
+    /// Fetches `commit` of `url` into `dest` (created; must not exist or be
+    /// empty) and checks it out detached. `dest` keeps a shallow `.git`.
+    pub async fn fetch_commit(&self, url: &str, commit: &str, dest: &Path) -> Result<(), GitError> {
+        if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(GitError::InvalidCommit(commit.to_string()));
+        }
+        let commit = commit.to_ascii_lowercase();
+        tokio::fs::create_dir_all(dest)
+            .await
+            .map_err(|source| GitError::Directory {
+                path: dest.to_path_buf(),
+                source,
+            })?;
+        self.run(dest, url, &commit, "init", &["init", "-q"])
+            .await?;
+        let fetch = [
+            "fetch",
+            "-q",
+            "--no-tags",
+            "--depth",
+            "1",
+            "--",
+            url,
+            &commit,
+        ];
+        self.run(dest, url, &commit, "fetch", &fetch).await?;
+        let checkout = [
+            "-c",
+            "advice.detachedHead=false",
+            "checkout",
+            "-q",
+            "--detach",
+            "FETCH_HEAD",
+        ];
+        self.run(dest, url, &commit, "checkout", &checkout).await?;
+        let head = self
+            .run(dest, url, &commit, "rev-parse", &["rev-parse", "HEAD"])
+            .await?;
+        if head != commit {
+            return Err(GitError::WrongCommit {
+                url: redact_credentials(url),
+                commit,
+                found: head,
+            });
+        }
+        Ok(())
+    }
+
+    /// The commit `reference` (`HEAD`, the default branch, or
+    /// `refs/heads/<branch>`) of `url` points to now.
+    pub async fn resolve(&self, url: &str, reference: &str) -> Result<String, GitError> {
+        let dir = self.scratch().await?;
+        let args = ["ls-remote", "--", url, reference];
+        let listing = self.run(dir, url, reference, "ls-remote", &args).await?;
+        listing
+            .lines()
+            .filter_map(|line| line.split_once('\t'))
+            .find(|(_, name)| *name == reference)
+            .map(|(commit, _)| commit.to_string())
+            .filter(|commit| commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| GitError::NoSuchRef {
+                url: redact_credentials(url),
+                reference: reference.to_string(),
+            })
+    }
+
+    /// The default branch of `url` (what `HEAD` points to) and its commit.
+    pub async fn default_branch(&self, url: &str) -> Result<(String, String), GitError> {
+        let dir = self.scratch().await?;
+        let args = ["ls-remote", "--symref", "--", url, "HEAD"];
+        let listing = self.run(dir, url, "HEAD", "ls-remote", &args).await?;
+        let no_head = || GitError::NoSuchRef {
+            url: redact_credentials(url),
+            reference: "HEAD".to_string(),
+        };
+        let branch = listing
+            .lines()
+            .filter_map(|line| line.strip_prefix("ref: "))
+            .filter_map(|rest| rest.split_once('\t'))
+            .find(|(_, name)| *name == "HEAD")
+            .and_then(|(target, _)| target.strip_prefix("refs/heads/"))
+            .map(str::to_string)
+            .ok_or_else(no_head)?;
+        let commit = listing
+            .lines()
+            .filter(|line| !line.starts_with("ref: "))
+            .filter_map(|line| line.split_once('\t'))
+            .find(|(_, name)| *name == "HEAD")
+            .map(|(commit, _)| commit.to_string())
+            .filter(|commit| commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(no_head)?;
+        Ok((branch, commit))
+    }
+}
+
+impl Git {
+    /// Runs `git -C dir args...`, returning its trimmed stdout.
+    async fn run(
+        &self,
+        dir: &Path,
+        url: &str,
+        commit: &str,
+        step: &'static str,
+        args: &[&str],
+    ) -> Result<String, GitError> {
+        let mut command = tokio::process::Command::new("git");
+        command
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_ASKPASS", "true")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_ALLOW_PROTOCOL", &self.protocols)
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        if let Some(parent) = dir.parent() {
+            command.env("GIT_CEILING_DIRECTORIES", parent);
+        }
+        let output = command.output().await.map_err(GitError::Spawn)?;
+        if output.status.success() {
+            return Ok(String::from_utf8_lossy(&output.stdout).trim().to_string());
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        Err(GitError::Failed {
+            step,
+            url: redact_credentials(url),
+            commit: commit.to_string(),
+            stderr: redact_credentials(&lines[lines.len().saturating_sub(5)..].join(" / ")),
         })
-}
-
-/// The default branch of `url` (what `HEAD` points to) and its commit.
-pub async fn default_branch(url: &str) -> Result<(String, String), GitError> {
-    let dir = std::env::temp_dir();
-    let args = ["ls-remote", "--symref", "--", url, "HEAD"];
-    let listing = run_git(&dir, url, "HEAD", "ls-remote", &args).await?;
-    let no_head = || GitError::NoSuchRef {
-        url: url.to_string(),
-        reference: "HEAD".to_string(),
-    };
-    let branch = listing
-        .lines()
-        .filter_map(|line| line.strip_prefix("ref: "))
-        .filter_map(|rest| rest.split_once('\t'))
-        .find(|(_, name)| *name == "HEAD")
-        .and_then(|(target, _)| target.strip_prefix("refs/heads/"))
-        .map(str::to_string)
-        .ok_or_else(no_head)?;
-    let commit = listing
-        .lines()
-        .filter(|line| !line.starts_with("ref: "))
-        .filter_map(|line| line.split_once('\t'))
-        .find(|(_, name)| *name == "HEAD")
-        .map(|(commit, _)| commit.to_string())
-        .filter(|commit| commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()))
-        .ok_or_else(no_head)?;
-    Ok((branch, commit))
-}
-
-/// Runs `git -C dest args...`, returning its trimmed stdout.
-async fn run_git(
-    dest: &Path,
-    url: &str,
-    commit: &str,
-    step: &'static str,
-    args: &[&str],
-) -> Result<String, GitError> {
-    let output = tokio::process::Command::new("git")
-        .arg("-C")
-        .arg(dest)
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_ASKPASS", "true")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(GitError::Spawn)?;
-    if output.status.success() {
-        return Ok(String::from_utf8_lossy(&output.stdout).trim().to_string());
     }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let lines: Vec<&str> = stderr.lines().collect();
-    Err(GitError::Failed {
-        step,
-        url: url.to_string(),
-        commit: commit.to_string(),
-        stderr: lines[lines.len().saturating_sub(5)..].join(" / "),
-    })
 }
 
 #[cfg(test)]
@@ -223,6 +299,10 @@ mod tests {
         String::from_utf8_lossy(&output.stdout).trim().to_string()
     }
 
+    fn git_for(dir: &Path, base: &str) -> Git {
+        Git::new(dir.join("scratch"), base)
+    }
+
     /// `<base>/owner/repo` with two commits on master; returns both shas.
     fn two_commits(base: &Path) -> (String, String) {
         let repo = base.join("owner/repo");
@@ -246,7 +326,10 @@ mod tests {
         let url = repository_url(&base.display().to_string(), "owner/repo");
         assert!(url.starts_with("file:///"), "{url}");
         let dest = dir.path().join("checkout");
-        fetch_commit(&url, &first, &dest).await.unwrap();
+        git_for(dir.path(), &url)
+            .fetch_commit(&url, &first, &dest)
+            .await
+            .unwrap();
         assert_eq!(
             std::fs::read_to_string(dest.join("file.txt")).unwrap(),
             "one\n"
@@ -263,13 +346,17 @@ mod tests {
         let base = dir.path().join("git");
         let (_, second) = two_commits(&base);
         let url = repository_url(&base.display().to_string(), "owner/repo");
-        assert_eq!(resolve(&url, "refs/heads/master").await.unwrap(), second);
-        assert_eq!(resolve(&url, "HEAD").await.unwrap(), second);
+        let git = git_for(dir.path(), &url);
         assert_eq!(
-            default_branch(&url).await.unwrap(),
+            git.resolve(&url, "refs/heads/master").await.unwrap(),
+            second
+        );
+        assert_eq!(git.resolve(&url, "HEAD").await.unwrap(), second);
+        assert_eq!(
+            git.default_branch(&url).await.unwrap(),
             ("master".to_string(), second.clone())
         );
-        let err = resolve(&url, "refs/heads/nope").await.unwrap_err();
+        let err = git.resolve(&url, "refs/heads/nope").await.unwrap_err();
         assert!(matches!(err, GitError::NoSuchRef { .. }), "{err}");
         assert!(err.to_string().contains("refs/heads/nope"), "{err}");
     }
@@ -280,12 +367,15 @@ mod tests {
         let base = dir.path().join("git");
         two_commits(&base);
         let url = repository_url(&format!("file://{}", base.display()), "owner/repo");
-        let err = fetch_commit(&url, "--upload-pack=touch /tmp/x", &dir.path().join("a"))
+        let git = git_for(dir.path(), &url);
+        let err = git
+            .fetch_commit(&url, "--upload-pack=touch /tmp/x", &dir.path().join("a"))
             .await
             .unwrap_err();
         assert!(matches!(err, GitError::InvalidCommit(_)), "{err}");
         let missing = "0123456789abcdef0123456789abcdef01234567";
-        let err = fetch_commit(&url, missing, &dir.path().join("b"))
+        let err = git
+            .fetch_commit(&url, missing, &dir.path().join("b"))
             .await
             .unwrap_err();
         assert!(
@@ -295,12 +385,86 @@ mod tests {
         assert!(err.to_string().contains(missing), "{err}");
         // A URL that looks like an option is passed after `--`: it is a
         // (missing) repository to git, never an option.
-        let err = fetch_commit("--upload-pack=touch", missing, &dir.path().join("c"))
+        let err = git
+            .fetch_commit("--upload-pack=touch", missing, &dir.path().join("c"))
             .await
             .unwrap_err();
         assert!(
             matches!(err, GitError::Failed { step: "fetch", .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_allowed_transport_is_the_base_urls() {
+        assert_eq!(protocol_of("https://github.com"), "https");
+        assert_eq!(protocol_of("file:///srv/git"), "file");
+        assert_eq!(protocol_of("/srv/git"), "file");
+        assert_eq!(protocol_of("./git"), "file");
+        assert_eq!(protocol_of("git@github.com:org"), "ssh");
+        assert_eq!(protocol_of("HTTP://h"), "http");
+    }
+
+    #[tokio::test]
+    async fn other_transports_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("git");
+        let (first, _) = two_commits(&base);
+        let url = repository_url(&base.display().to_string(), "owner/repo");
+        // A server whose repositories are on GitHub never reads local files,
+        // nor runs `ext::` commands.
+        let git = Git::new(dir.path().join("scratch"), "https://github.com");
+        let err = git
+            .fetch_commit(&url, &first, &dir.path().join("a"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, GitError::Failed { .. }), "{err}");
+        let marker = dir.path().join("pwned");
+        let ext = format!("ext::sh -c touch% {}", marker.display());
+        let git = Git::new(dir.path().join("scratch"), "file:///srv");
+        assert!(git.resolve(&ext, "HEAD").await.is_err());
+        assert!(!marker.exists());
+    }
+
+    #[tokio::test]
+    async fn a_planted_repository_above_the_scratch_directory_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("git");
+        let (_, second) = two_commits(&base);
+        // A `.git` in the scratch directory's parent, as one planted in a
+        // shared /tmp would be, configuring a command for every fetch.
+        let outer = dir.path().join("shared");
+        std::fs::create_dir_all(&outer).unwrap();
+        git(&outer, &["init", "-q"]);
+        let marker = dir.path().join("pwned");
+        git(
+            &outer,
+            &[
+                "config",
+                "core.sshCommand",
+                &format!("touch {}", marker.display()),
+            ],
+        );
+        git(&outer, &["config", "protocol.file.allow", "never"]);
+        let url = repository_url(&base.display().to_string(), "owner/repo");
+        let git = Git::new(outer.join("scratch"), &url);
+        assert_eq!(git.resolve(&url, "HEAD").await.unwrap(), second);
+        assert!(!marker.exists());
+    }
+
+    #[tokio::test]
+    async fn credentials_never_appear_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = Git::new(dir.path().join("scratch"), "http://127.0.0.1:9");
+        let err = git
+            .resolve("http://user:hunter2@127.0.0.1:9/owner/repo", "HEAD")
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            !text.contains("hunter2") && !text.contains("user:"),
+            "{text}"
+        );
+        assert!(text.contains("http://***@127.0.0.1:9/owner/repo"), "{text}");
     }
 }

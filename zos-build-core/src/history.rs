@@ -386,6 +386,21 @@ impl History {
         delivery_id: Option<String>,
         builds: Vec<NewBuild>,
     ) -> Result<Enqueued, HistoryError> {
+        self.enqueue_unless_replayed(delivery_id, builds, None)
+            .await
+    }
+
+    /// Like [`History::enqueue`], and also records nothing (answering
+    /// [`Enqueued::Duplicate`]) when a build of the same repository, branch
+    /// and commit is queued or running, or was queued less than
+    /// `replay_window` ago and not cancelled: a push delivered again under a
+    /// new delivery id (a replay) starts nothing and cancels nothing.
+    pub async fn enqueue_unless_replayed(
+        &self,
+        delivery_id: Option<String>,
+        builds: Vec<NewBuild>,
+        replay_window: Option<std::time::Duration>,
+    ) -> Result<Enqueued, HistoryError> {
         self.with("record a push", move |connection, path| {
             let query = |action: &str| {
                 let action = action.to_string();
@@ -408,6 +423,23 @@ impl History {
                     )
                     .map_err(query("record the delivery id"))?;
                 if inserted == 0 {
+                    return Ok(Enqueued::Duplicate);
+                }
+            }
+            if let (Some(window), Some(first)) = (replay_window, builds.first()) {
+                let since =
+                    received.saturating_sub(i64::try_from(window.as_secs()).unwrap_or(i64::MAX));
+                let seen: bool = tx
+                    .query_row(
+                        "SELECT EXISTS (SELECT 1 FROM builds \
+                         WHERE repository = ?1 AND branch = ?2 AND commit_sha = ?3 \
+                         AND status != 'cancelled' \
+                         AND (status IN ('queued', 'initializing', 'building') OR queued >= ?4))",
+                        params![first.repository, first.branch, first.commit, since],
+                        |row| row.get(0),
+                    )
+                    .map_err(query("look for an earlier build of the commit"))?;
+                if seen {
                     return Ok(Enqueued::Duplicate);
                 }
             }
@@ -637,6 +669,42 @@ impl History {
         .await
     }
 
+    /// One page of builds, newest first: at most `limit` of them, only the
+    /// finished ones when `finished_only`, only those named `name` when
+    /// given, and only those recorded before build `before` when given.
+    ///
+    /// `before` is the id of the last build of the previous page: a cursor
+    /// rather than an offset, so that builds recorded while a client pages
+    /// through never make it see a build twice. A `before` that names no
+    /// build gives an empty page (check it with [`History::get`] first to
+    /// tell the two apart).
+    pub async fn page(
+        &self,
+        name: Option<&str>,
+        finished_only: bool,
+        before: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<BuildRecord>, HistoryError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let name = name.map(str::to_string);
+        let before = before.map(str::to_string);
+        self.with("list a page of builds", move |connection, path| {
+            select(
+                connection,
+                path,
+                &format!(
+                    "SELECT {COLUMNS} FROM builds \
+                     WHERE (?1 IS NULL OR name = ?1) \
+                     AND (?2 = 0 OR status IN ('success', 'error', 'cancelled')) \
+                     AND (?3 IS NULL OR seq < (SELECT seq FROM builds WHERE id = ?3)) \
+                     ORDER BY seq DESC LIMIT ?4"
+                ),
+                params![name, finished_only, before, limit],
+            )
+        })
+        .await
+    }
+
     /// How many builds there are of each status.
     pub async fn count_by_status(&self) -> Result<Vec<(String, u64)>, HistoryError> {
         self.with("count builds by status", |connection, path| {
@@ -674,6 +742,53 @@ impl History {
                 .map_err(|source| HistoryError::Query {
                     path: path.to_path_buf(),
                     action: "count finished builds".into(),
+                    source,
+                })
+        })
+        .await
+    }
+
+    /// Ids of the finished builds that are not among the `keep` newest of
+    /// their name (repository and branch), oldest first: the builds whose
+    /// logs retention may delete. Their rows stay.
+    pub async fn beyond_kept(&self, keep: usize) -> Result<Vec<String>, HistoryError> {
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        self.with("list builds beyond retention", move |connection, path| {
+            let query_error = |source| HistoryError::Query {
+                path: path.to_path_buf(),
+                action: "list builds beyond retention".into(),
+                source,
+            };
+            let mut statement = connection
+                .prepare(
+                    "SELECT id FROM (SELECT id, seq, ROW_NUMBER() OVER \
+                     (PARTITION BY name ORDER BY seq DESC) AS newer \
+                     FROM builds WHERE status IN ('success', 'error', 'cancelled')) \
+                     WHERE newer > ?1 ORDER BY seq",
+                )
+                .map_err(query_error)?;
+            let rows = statement
+                .query_map(params![keep], |row| row.get::<_, String>(0))
+                .map_err(query_error)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(query_error)
+        })
+        .await
+    }
+
+    /// Forgets the webhook delivery ids received more than `age` ago (a
+    /// redelivery that old is caught by the replay check, if at all), and
+    /// returns how many were removed.
+    pub async fn prune_deliveries(&self, age: std::time::Duration) -> Result<usize, HistoryError> {
+        let before = now().saturating_sub(i64::try_from(age.as_secs()).unwrap_or(i64::MAX));
+        self.with("prune old deliveries", move |connection, path| {
+            connection
+                .execute(
+                    "DELETE FROM deliveries WHERE received < ?1",
+                    params![before],
+                )
+                .map_err(|source| HistoryError::Query {
+                    path: path.to_path_buf(),
+                    action: "prune old deliveries".into(),
                     source,
                 })
         })
@@ -1084,6 +1199,153 @@ mod tests {
         assert!(
             err.to_string().contains(&blocker.display().to_string()),
             "{err}"
+        );
+    }
+
+    fn queued(enqueued: Enqueued) -> Vec<BuildRecord> {
+        match enqueued {
+            Enqueued::Queued(records) => records,
+            Enqueued::Duplicate => panic!("expected the builds to be queued"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_replayed_push_records_nothing_unless_its_build_was_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = History::open(dir.path().join("h.db")).await.unwrap();
+        let window = Some(std::time::Duration::from_secs(3600));
+        let first = queued(
+            history
+                .enqueue_unless_replayed(Some("d-1".into()), vec![build("master", "a.sh")], window)
+                .await
+                .unwrap(),
+        );
+        // Another delivery id, same repository, branch and commit: queued.
+        let again = history
+            .enqueue_unless_replayed(Some("d-2".into()), vec![build("master", "a.sh")], window)
+            .await
+            .unwrap();
+        assert_eq!(again, Enqueued::Duplicate);
+        // Finished, within the window: still a replay.
+        history
+            .update(
+                &first[0].id,
+                BuildUpdate::finished(BuildStatus::Error, None, None),
+            )
+            .await
+            .unwrap();
+        let again = history
+            .enqueue_unless_replayed(Some("d-3".into()), vec![build("master", "a.sh")], window)
+            .await
+            .unwrap();
+        assert_eq!(again, Enqueued::Duplicate);
+        // Another branch is another push; no window means no check.
+        queued(
+            history
+                .enqueue_unless_replayed(Some("d-4".into()), vec![build("dev", "a.sh")], window)
+                .await
+                .unwrap(),
+        );
+        queued(
+            history
+                .enqueue(Some("d-5".into()), vec![build("master", "a.sh")])
+                .await
+                .unwrap(),
+        );
+        // Cancelled builds do not count: a push back to a superseded commit builds.
+        for record in history.active().await.unwrap() {
+            history
+                .update(
+                    &record.id,
+                    BuildUpdate::finished(BuildStatus::Cancelled, None, None),
+                )
+                .await
+                .unwrap();
+        }
+        history
+            .update(
+                &first[0].id,
+                BuildUpdate::finished(BuildStatus::Cancelled, None, None),
+            )
+            .await
+            .unwrap();
+        queued(
+            history
+                .enqueue_unless_replayed(Some("d-6".into()), vec![build("master", "a.sh")], window)
+                .await
+                .unwrap(),
+        );
+    }
+
+    #[tokio::test]
+    async fn retention_lists_finished_builds_beyond_the_newest_of_each_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = History::open(dir.path().join("h.db")).await.unwrap();
+        let mut master = Vec::new();
+        for _ in 0..4 {
+            let records = queued(
+                history
+                    .enqueue(None, vec![build("master", "a.sh")])
+                    .await
+                    .unwrap(),
+            );
+            master.push(records[0].id.clone());
+        }
+        let dev = queued(
+            history
+                .enqueue(None, vec![build("dev", "a.sh")])
+                .await
+                .unwrap(),
+        );
+        for id in master.iter().take(3).chain([&dev[0].id]) {
+            history
+                .update(id, BuildUpdate::finished(BuildStatus::Success, None, None))
+                .await
+                .unwrap();
+        }
+        // master: 3 finished + 1 queued; keeping 2 leaves the oldest finished one.
+        assert_eq!(history.beyond_kept(2).await.unwrap(), [master[0].clone()]);
+        assert_eq!(
+            history.beyond_kept(1).await.unwrap(),
+            [master[0].clone(), master[1].clone()]
+        );
+        assert!(history.beyond_kept(50).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn old_deliveries_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = History::open(dir.path().join("h.db")).await.unwrap();
+        queued(
+            history
+                .enqueue(Some("d-1".into()), vec![build("master", "a.sh")])
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            history
+                .prune_deliveries(std::time::Duration::from_secs(60))
+                .await
+                .unwrap(),
+            0
+        );
+        history
+            .with("age the delivery", |connection, _| {
+                connection
+                    .execute("UPDATE deliveries SET received = received - 31 * 86400", [])
+                    .map(|_| ())
+                    .map_err(|e| HistoryError::Task(e.to_string()))
+            })
+            .await
+            .unwrap();
+        let thirty_days = std::time::Duration::from_secs(30 * 86400);
+        assert_eq!(history.prune_deliveries(thirty_days).await.unwrap(), 1);
+        // Forgotten: the same delivery id is recorded again.
+        queued(
+            history
+                .enqueue(Some("d-1".into()), vec![build("dev", "a.sh")])
+                .await
+                .unwrap(),
         );
     }
 

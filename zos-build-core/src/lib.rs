@@ -33,6 +33,7 @@ pub mod history;
 pub mod log;
 mod outcome;
 pub mod publish;
+pub mod redact;
 pub mod sink;
 mod spec;
 

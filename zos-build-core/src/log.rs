@@ -67,9 +67,23 @@ impl Sequencer {
     pub fn count(&self) -> u64 {
         self.next
     }
+
+    /// Takes back the numbers from `next` on, for events that were made
+    /// but will never be delivered, so that the numbering keeps no gap.
+    pub(crate) fn rewind(&mut self, next: u64) {
+        self.next = self.next.min(next);
+    }
 }
 
+/// The longest line a log holds, in bytes: a longer one is cut into pieces
+/// of at most this size (at a character boundary), so that a build printing
+/// a gigabyte without a newline never makes anyone buffer it whole.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
 /// Reassembles lines of one stream from arbitrary chunks of bytes.
+///
+/// A line longer than [`MAX_LINE_BYTES`] is delivered as consecutive pieces
+/// of at most that size; the splitter never holds more than one piece.
 #[derive(Debug)]
 pub struct LineSplitter {
     stream: LogStream,
@@ -90,20 +104,37 @@ impl LineSplitter {
     /// A trailing `\r` (CRLF output) is removed with the `\n`.
     pub fn push(&mut self, chunk: &[u8], seq: &mut Sequencer, out: &mut Vec<LogEvent>) {
         let mut rest = chunk;
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
-            let (line, tail) = rest.split_at(pos);
-            rest = &tail[1..];
-            let text = if self.partial.is_empty() {
-                decode(line)
+        loop {
+            // `partial` is always shorter than a piece; a newline may follow
+            // a full piece directly.
+            let room = MAX_LINE_BYTES - self.partial.len();
+            let window = &rest[..rest.len().min(room + 1)];
+            if let Some(pos) = window.iter().position(|&b| b == b'\n') {
+                let line = &rest[..pos];
+                rest = &rest[pos + 1..];
+                let text = if self.partial.is_empty() {
+                    decode(line)
+                } else {
+                    self.partial.extend_from_slice(line);
+                    let text = decode(&self.partial);
+                    self.partial.clear();
+                    text
+                };
+                out.push(seq.event(self.stream, text));
+            } else if rest.len() > room {
+                // Too long: deliver a full piece, keep an unfinished character.
+                self.partial.extend_from_slice(&rest[..room]);
+                rest = &rest[room..];
+                let cut = char_boundary(&self.partial);
+                let tail = self.partial.split_off(cut);
+                let text = String::from_utf8_lossy(&self.partial).into_owned();
+                self.partial = tail;
+                out.push(seq.event(self.stream, text));
             } else {
-                self.partial.extend_from_slice(line);
-                let text = decode(&self.partial);
-                self.partial.clear();
-                text
-            };
-            out.push(seq.event(self.stream, text));
+                self.partial.extend_from_slice(rest);
+                return;
+            }
         }
-        self.partial.extend_from_slice(rest);
     }
 
     /// Delivers an unterminated last line, if any.
@@ -114,6 +145,25 @@ impl LineSplitter {
             out.push(seq.event(self.stream, text));
         }
     }
+}
+
+/// Where to cut `bytes` so that a UTF-8 character at its end is not split:
+/// its length, or the start of an unfinished last character.
+fn char_boundary(bytes: &[u8]) -> usize {
+    let len = bytes.len();
+    for back in 1..=len.min(3) {
+        let byte = bytes[len - back];
+        if byte & 0xC0 != 0x80 {
+            let width = match byte {
+                0xF0.. => 4,
+                0xE0.. => 3,
+                0xC0.. => 2,
+                _ => 1,
+            };
+            return if width > back { len - back } else { len };
+        }
+    }
+    len
 }
 
 fn decode(bytes: &[u8]) -> String {
@@ -151,6 +201,48 @@ mod tests {
         split.push(b"a\xffb\n", &mut seq, &mut out);
         assert_eq!(texts(&out), ["a\u{fffd}b"]);
         assert_eq!(out[0].stream, LogStream::Stderr);
+    }
+
+    #[test]
+    fn long_lines_are_cut_into_pieces_never_buffered_whole() {
+        let mut seq = Sequencer::default();
+        let mut split = LineSplitter::new(LogStream::Stdout);
+        let mut out = Vec::new();
+        // 200 KiB without a newline, fed in odd chunks, then a short line.
+        let long = vec![b'a'; 200 * 1024];
+        for chunk in long.chunks(7_000) {
+            split.push(chunk, &mut seq, &mut out);
+            assert!(split.partial.len() < MAX_LINE_BYTES);
+        }
+        split.push(b"\nshort\n", &mut seq, &mut out);
+        let lengths: Vec<usize> = out.iter().map(|e| e.text.len()).collect();
+        assert_eq!(
+            lengths,
+            [MAX_LINE_BYTES, MAX_LINE_BYTES, MAX_LINE_BYTES, 8 * 1024, 5]
+        );
+        // A line of exactly the maximum stays one line.
+        let mut out = Vec::new();
+        let mut exact = vec![b'b'; MAX_LINE_BYTES];
+        exact.push(b'\n');
+        split.push(&exact, &mut seq, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].text.len(), MAX_LINE_BYTES);
+    }
+
+    #[test]
+    fn pieces_are_cut_between_characters() {
+        let mut seq = Sequencer::default();
+        let mut split = LineSplitter::new(LogStream::Stdout);
+        let mut out = Vec::new();
+        let text = "é".repeat(MAX_LINE_BYTES); // two bytes each
+        let mut bytes = b"x".to_vec(); // puts every cut inside a character
+        bytes.extend_from_slice(text.as_bytes());
+        split.push(&bytes, &mut seq, &mut out);
+        split.finish(&mut seq, &mut out);
+        assert!(out.iter().all(|e| !e.text.contains('\u{fffd}')));
+        assert!(out.iter().all(|e| e.text.len() <= MAX_LINE_BYTES));
+        let joined: String = out.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(joined, format!("x{text}"));
     }
 
     #[test]

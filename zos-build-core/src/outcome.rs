@@ -17,6 +17,9 @@ pub enum Termination {
     Cancelled,
     /// The kernel killed it for exceeding its memory limit.
     OutOfMemory,
+    /// It printed more than its log size limit and was killed; the log
+    /// holds everything up to the limit.
+    LogLimit,
 }
 
 /// The result of a build that ran (whether or not it succeeded).
@@ -56,6 +59,7 @@ impl BuildOutcome {
             Termination::NoOutput => "killed: no output for too long".into(),
             Termination::Cancelled => "cancelled".into(),
             Termination::OutOfMemory => "killed: out of memory".into(),
+            Termination::LogLimit => "killed: the log size limit was reached".into(),
         }
     }
 }

@@ -28,6 +28,9 @@ pub enum PublishError {
     /// The name would leave the destination (`/`, `..`, empty).
     #[error("artifact name {0:?} is not a plain file name")]
     InvalidName(String),
+    /// The artifact is not a regular file (a symlink, a directory, a device).
+    #[error("artifact {} is not a regular file", .0.display())]
+    NotRegular(PathBuf),
     /// Copying into the directory failed.
     #[error("cannot publish {} as {}: {source}", from.display(), to.display())]
     Io {
@@ -87,8 +90,24 @@ impl Publisher for LocalPublisher {
             to: target.clone(),
             source,
         };
+        // Never follow a link: what is published is what the build made.
+        let metadata = tokio::fs::symlink_metadata(artifact).await.map_err(io)?;
+        if !metadata.file_type().is_file() {
+            return Err(PublishError::NotRegular(artifact.to_path_buf()));
+        }
         tokio::fs::create_dir_all(&self.dir).await.map_err(io)?;
         tokio::fs::copy(artifact, &partial).await.map_err(io)?;
+        // Readable by all, writable by the server, executable by nobody,
+        // whatever mode the build gave it.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::Permissions::from_mode(0o644);
+            if let Err(e) = tokio::fs::set_permissions(&partial, mode).await {
+                let _ = tokio::fs::remove_file(&partial).await;
+                return Err(io(e));
+            }
+        }
         if let Err(e) = tokio::fs::rename(&partial, &target).await {
             let _ = tokio::fs::remove_file(&partial).await;
             return Err(io(e));
@@ -145,5 +164,28 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("missing"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn publishes_regular_files_only_with_mode_0644() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("link.tar.gz");
+        std::os::unix::fs::symlink("/etc/hostname", &link).unwrap();
+        let publisher = LocalPublisher::new(dir.path().join("artifacts"));
+        let err = publisher.publish(&link, "x.tar.gz").await.unwrap_err();
+        assert!(matches!(err, PublishError::NotRegular(_)), "{err}");
+        assert!(!dir.path().join("artifacts/x.tar.gz").exists());
+
+        let file = dir.path().join("f.tar.gz");
+        std::fs::write(&file, b"x").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o4777)).unwrap();
+        publisher.publish(&file, "x.tar.gz").await.unwrap();
+        let mode = std::fs::metadata(dir.path().join("artifacts/x.tar.gz"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o644);
     }
 }

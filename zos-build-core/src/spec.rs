@@ -73,6 +73,9 @@ pub struct Limits {
     pub timeout: Option<Duration>,
     /// Longest time without a byte of output.
     pub no_output_timeout: Option<Duration>,
+    /// Bytes of log (line text plus one per newline) the build may print;
+    /// at the limit it is killed and later output discarded.
+    pub log_bytes: Option<u64>,
 }
 
 /// An image reference to commit a finished container as.
@@ -212,6 +215,12 @@ impl BuildSpec {
     /// Kills the build after `timeout` without output.
     pub fn no_output_timeout(mut self, timeout: Duration) -> Self {
         self.limits.no_output_timeout = Some(timeout);
+        self
+    }
+
+    /// Kills the build once it has printed `bytes` of log.
+    pub fn log_size_limit(mut self, bytes: u64) -> Self {
+        self.limits.log_bytes = Some(bytes);
         self
     }
 

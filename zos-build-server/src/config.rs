@@ -18,6 +18,7 @@ use serde_yaml::Value;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use zos_build_core::redact::redact_credentials;
 
 /// Where the server keeps its files when nothing else is configured.
 pub const DEFAULT_DATA_DIRECTORY: &str = "./data";
@@ -27,6 +28,24 @@ pub const DEFAULT_HTTP_PORT: u16 = 5560;
 pub const DEFAULT_MAX_CONCURRENT_BUILDS: usize = 2;
 /// The old service's limit: 45 minutes.
 pub const DEFAULT_MAXIMUM_EXECUTION_TIME: Duration = Duration::from_secs(45 * 60);
+
+/// The old service's memory limit of a build container: 16 GiB.
+pub const DEFAULT_BUILD_MEMORY_LIMIT: u64 = 16 << 30;
+/// Processes (and threads) a build container may hold at once: enough for
+/// any compiler, few enough that a fork bomb stays inside its container.
+pub const DEFAULT_BUILD_PIDS_LIMIT: i64 = 4096;
+/// Bytes of log one build may print before it is stopped.
+pub const DEFAULT_LOG_SIZE_LIMIT: u64 = 256 << 20;
+/// Connections served at once; later ones wait in the kernel's backlog.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// How long a push of a commit already built counts as a replay.
+pub const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// Builds per branch whose logs are kept.
+pub const DEFAULT_KEEP_BUILDS_PER_BRANCH: usize = 50;
+/// How often leftover containers and work directories are looked for.
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(10 * 60);
+/// How long a build waits for an unreachable Docker daemon.
+pub const DEFAULT_DOCKER_WAIT: Duration = Duration::from_secs(10 * 60);
 
 /// Paths the server answers itself; a configurable endpoint may not take one.
 const FIXED_ROUTES: &[&str] = &[
@@ -100,10 +119,19 @@ struct RawConfig {
     docker_host: Option<Value>,
     admin_token: Option<Value>,
     on_shutdown: Option<Value>,
+    allow_unsigned_webhooks: Option<Value>,
+    replay_window: Option<Value>,
+    log_size_limit: Option<Value>,
+    max_connections: Option<Value>,
+    build_pids_limit: Option<Value>,
+    build_capabilities: Option<Value>,
+    keep_builds_per_branch: Option<Value>,
+    sweep_interval: Option<Value>,
+    docker_wait: Option<Value>,
 }
 
 /// Every key, in documentation order, with its slot in [`RawConfig`].
-fn slots(raw: &mut RawConfig) -> [(&'static str, &mut Option<Value>); 23] {
+fn slots(raw: &mut RawConfig) -> [(&'static str, &mut Option<Value>); 32] {
     [
         ("data-directory", &mut raw.data_directory),
         ("logs-directory", &mut raw.logs_directory),
@@ -134,6 +162,15 @@ fn slots(raw: &mut RawConfig) -> [(&'static str, &mut Option<Value>); 23] {
         ("docker-host", &mut raw.docker_host),
         ("admin-token", &mut raw.admin_token),
         ("on-shutdown", &mut raw.on_shutdown),
+        ("allow-unsigned-webhooks", &mut raw.allow_unsigned_webhooks),
+        ("replay-window", &mut raw.replay_window),
+        ("log-size-limit", &mut raw.log_size_limit),
+        ("max-connections", &mut raw.max_connections),
+        ("build-pids-limit", &mut raw.build_pids_limit),
+        ("build-capabilities", &mut raw.build_capabilities),
+        ("keep-builds-per-branch", &mut raw.keep_builds_per_branch),
+        ("sweep-interval", &mut raw.sweep_interval),
+        ("docker-wait", &mut raw.docker_wait),
     ]
 }
 
@@ -163,7 +200,7 @@ pub enum OnShutdown {
 }
 
 /// The server's settings, checked.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Config {
     /// Root of everything the server writes (the history database lives here).
@@ -203,7 +240,7 @@ pub struct Config {
     /// Builds running at once; the others wait as `queued`.
     pub max_concurrent_builds: usize,
     /// Memory limit of a build container, in bytes.
-    pub build_memory_limit: Option<u64>,
+    pub build_memory_limit: u64,
     /// CPU limit of a build container.
     pub build_cpus: Option<f64>,
     /// Docker daemon address; the local socket (or `DOCKER_HOST`) when unset.
@@ -212,6 +249,80 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// What a shutdown does to running builds.
     pub on_shutdown: OnShutdown,
+    /// Accept webhooks without a signature when no `webhook-secret` is set
+    /// (a closed network only).
+    pub allow_unsigned_webhooks: bool,
+    /// A push of a repository, branch and commit already queued, running or
+    /// built within this window starts nothing.
+    pub replay_window: Duration,
+    /// Bytes of log one build may print; at the limit it is stopped.
+    pub log_size_limit: u64,
+    /// HTTP connections served at once.
+    pub max_connections: usize,
+    /// Processes a build container may hold at once.
+    pub build_pids_limit: i64,
+    /// Linux capabilities added to build containers (none by default).
+    pub build_capabilities: Vec<String>,
+    /// Builds per branch whose logs and work directories are kept.
+    pub keep_builds_per_branch: usize,
+    /// How often the periodic sweep runs.
+    pub sweep_interval: Duration,
+    /// How long a build waits for an unreachable Docker daemon.
+    pub docker_wait: Duration,
+}
+
+/// Secrets are never printed: `Debug` (and so `--check-config`) shows
+/// `<set>` for them, and URLs with their credentials masked.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |value: &Option<String>| if value.is_some() { "<set>" } else { "<unset>" };
+        f.debug_struct("Config")
+            .field("data_directory", &self.data_directory)
+            .field("logs_directory", &self.logs_directory)
+            .field("kernel_directory", &self.kernel_directory)
+            .field("binary_directory", &self.binary_directory)
+            .field("artifacts_directory", &self.artifacts_directory)
+            .field("http_listen", &self.http_listen)
+            .field("http_port", &self.http_port)
+            .field(
+                "public_host",
+                &self.public_host.as_deref().map(redact_credentials),
+            )
+            .field("github_token", &secret(&self.github_token))
+            .field(
+                "configuration_repository",
+                &self
+                    .configuration_repository
+                    .as_deref()
+                    .map(redact_credentials),
+            )
+            .field("monitor_update_endpoint", &self.monitor_update_endpoint)
+            .field("repository_push_endpoint", &self.repository_push_endpoint)
+            .field("extra_hosts", &self.extra_hosts)
+            .field("maximum_execution_time", &self.maximum_execution_time)
+            .field("container_name_prefix", &self.container_name_prefix)
+            .field("webhook_secret", &secret(&self.webhook_secret))
+            .field("git_base_url", &redact_credentials(&self.git_base_url))
+            .field("max_concurrent_builds", &self.max_concurrent_builds)
+            .field("build_memory_limit", &self.build_memory_limit)
+            .field("build_cpus", &self.build_cpus)
+            .field(
+                "docker_host",
+                &self.docker_host.as_deref().map(redact_credentials),
+            )
+            .field("admin_token", &secret(&self.admin_token))
+            .field("on_shutdown", &self.on_shutdown)
+            .field("allow_unsigned_webhooks", &self.allow_unsigned_webhooks)
+            .field("replay_window", &self.replay_window)
+            .field("log_size_limit", &self.log_size_limit)
+            .field("max_connections", &self.max_connections)
+            .field("build_pids_limit", &self.build_pids_limit)
+            .field("build_capabilities", &self.build_capabilities)
+            .field("keep_builds_per_branch", &self.keep_builds_per_branch)
+            .field("sweep_interval", &self.sweep_interval)
+            .field("docker_wait", &self.docker_wait)
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -353,7 +464,9 @@ impl Config {
                 })
                 .transpose()?
                 .unwrap_or(DEFAULT_MAX_CONCURRENT_BUILDS),
-            build_memory_limit: v.bytes("build-memory-limit", raw.build_memory_limit)?,
+            build_memory_limit: v
+                .bytes("build-memory-limit", raw.build_memory_limit)?
+                .unwrap_or(DEFAULT_BUILD_MEMORY_LIMIT),
             build_cpus: v.cpus(raw.build_cpus)?,
             docker_host: v.string("docker-host", raw.docker_host)?,
             admin_token: v.string("admin-token", raw.admin_token)?,
@@ -367,8 +480,58 @@ impl Config {
                     ))
                 }
             },
+            allow_unsigned_webhooks: v
+                .parsed(
+                    "allow-unsigned-webhooks",
+                    raw.allow_unsigned_webhooks,
+                    "true or false",
+                )?
+                .unwrap_or(false),
+            replay_window: v
+                .duration("replay-window", raw.replay_window)?
+                .unwrap_or(DEFAULT_REPLAY_WINDOW),
+            log_size_limit: v
+                .bytes("log-size-limit", raw.log_size_limit)?
+                .unwrap_or(DEFAULT_LOG_SIZE_LIMIT),
+            max_connections: v
+                .at_least_one("max-connections", raw.max_connections)?
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            build_pids_limit: v
+                .at_least_one("build-pids-limit", raw.build_pids_limit)?
+                .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+                .unwrap_or(DEFAULT_BUILD_PIDS_LIMIT),
+            build_capabilities: v.capabilities(raw.build_capabilities)?,
+            keep_builds_per_branch: v
+                .at_least_one("keep-builds-per-branch", raw.keep_builds_per_branch)?
+                .unwrap_or(DEFAULT_KEEP_BUILDS_PER_BRANCH),
+            sweep_interval: v
+                .duration("sweep-interval", raw.sweep_interval)?
+                .unwrap_or(DEFAULT_SWEEP_INTERVAL),
+            docker_wait: v
+                .duration("docker-wait", raw.docker_wait)?
+                .unwrap_or(DEFAULT_DOCKER_WAIT),
         };
         Ok(config)
+    }
+
+    /// Every secret of the configuration, to be masked wherever text from a
+    /// build or a remote might echo it: the webhook secret, the tokens, and
+    /// the credentials in `git-base-url`.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets: Vec<String> =
+            [&self.webhook_secret, &self.admin_token, &self.github_token]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
+        secrets.extend(zos_build_core::redact::credentials_of(&self.git_base_url));
+        secrets
+    }
+
+    /// git as the server runs it: in `<data-directory>/git`, allowed only
+    /// the transport of `git-base-url`.
+    pub fn git(&self) -> zos_build_core::git::Git {
+        zos_build_core::git::Git::new(self.data_directory.join("git"), &self.git_base_url)
     }
 
     /// The SQLite file of the build history.
@@ -592,6 +755,64 @@ impl Values<'_> {
         }
     }
 
+    /// A whole number of at least 1.
+    fn at_least_one(
+        &self,
+        key: &'static str,
+        value: Option<Value>,
+    ) -> Result<Option<usize>, ConfigError> {
+        match self.parsed::<usize>(key, value, "a whole number of at least 1")? {
+            Some(0) => Err(self.invalid(key, "must be at least 1".to_string())),
+            other => Ok(other),
+        }
+    }
+
+    /// Linux capability names (`SYS_ADMIN`, `CAP_NET_ADMIN`), stored without
+    /// the `CAP_` prefix, as Docker takes them.
+    fn capabilities(&self, value: Option<Value>) -> Result<Vec<String>, ConfigError> {
+        const KEY: &str = "build-capabilities";
+        let names: Vec<String> = match value {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::String(s)) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+            Some(Value::Sequence(items)) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(s) => Ok(s),
+                    other => Err(self.invalid(
+                        KEY,
+                        format!("expected capability names such as SYS_ADMIN, found {other:?}"),
+                    )),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(other) => {
+                return Err(self.invalid(KEY, format!("expected a list, found {other:?}")))
+            }
+        };
+        names
+            .into_iter()
+            .map(|name| {
+                let upper = name.trim().to_ascii_uppercase();
+                let bare = upper.strip_prefix("CAP_").unwrap_or(&upper).to_string();
+                let ok = !bare.is_empty()
+                    && bare.len() <= 32
+                    && bare.chars().all(|c| c.is_ascii_uppercase() || c == '_');
+                if ok {
+                    Ok(bare)
+                } else {
+                    Err(self.invalid(
+                        KEY,
+                        format!("{name:?} is not a capability name such as SYS_ADMIN"),
+                    ))
+                }
+            })
+            .collect()
+    }
+
     fn cpus(&self, value: Option<Value>) -> Result<Option<f64>, ConfigError> {
         const KEY: &str = "build-cpus";
         let cpus: Option<f64> = self.parsed(KEY, value, "a number of CPUs such as 2 or 0.5")?;
@@ -775,7 +996,7 @@ on-shutdown: finish
         assert_eq!(config.container_name_prefix, "flist-");
         assert_eq!(config.git_base_url, "file:///srv/git");
         assert_eq!(config.max_concurrent_builds, 4);
-        assert_eq!(config.build_memory_limit, Some(16 << 30));
+        assert_eq!(config.build_memory_limit, 16 << 30);
         assert_eq!(config.build_cpus, Some(1.5));
         assert_eq!(config.admin_token.as_deref(), Some("adm"));
         assert_eq!(config.on_shutdown, OnShutdown::Finish);

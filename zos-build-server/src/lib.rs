@@ -8,6 +8,8 @@
 //! - [`pipeline`]: the scheduler that runs queued builds;
 //! - [`reloader`]: the configuration repository, loaded at start-up and on push;
 //! - [`state`]: what request handlers share;
+//! - [`sweeper`]: periodic removal of what no build owns, retention, and
+//!   the Docker health check;
 //! - [`live`]: the live feed of log lines and changes;
 //! - [`metrics`]: the `/metrics` figures;
 //! - [`views`]: the JSON shapes of builds, for the routes and the websocket;
@@ -26,6 +28,7 @@ pub mod pipeline;
 pub mod reloader;
 pub mod server;
 pub mod state;
+pub mod sweeper;
 pub mod views;
 
 pub use config::{Config, ConfigError};

@@ -43,9 +43,10 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
-use zos_build_core::git;
+use zos_build_core::git::{self, Git};
 use zos_build_core::log::Sequencer;
-use zos_build_core::sink::{FanOut, FileSink};
+use zos_build_core::redact::redact_credentials;
+use zos_build_core::sink::{FanOut, FileSink, MaskSecrets, SizeCap};
 use zos_build_core::{
     artifact_name, BuildError, BuildOutcome, BuildRecord, BuildSpec, BuildStatus, BuildUpdate,
     CancellationToken, Command, Enqueued, Executor, History, HistoryError, LogSink, LogStream,
@@ -58,6 +59,13 @@ use zos_flist_config::Branch;
 pub const SUPERSEDED: &str = "superseded by a newer push";
 /// The error recorded for a build stopped because the server shut down.
 pub const SHUT_DOWN: &str = "interrupted by server shutdown";
+/// Room in a build's log above `log-size-limit` for the engine's own lines
+/// (fetching, waiting for Docker, the ending).
+const LOG_SIZE_MARGIN: u64 = 1 << 20;
+/// How often a build waiting for Docker asks again.
+const DOCKER_RETRY: Duration = Duration::from_secs(2);
+/// How long one question to Docker may take.
+const DOCKER_PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs queued builds. Cheap to clone; clones share the queue.
 #[derive(Clone)]
@@ -75,6 +83,7 @@ impl std::fmt::Debug for Scheduler {
 
 struct Inner {
     config: Config,
+    git: Git,
     history: History,
     catalog: SharedCatalog,
     executor: Arc<dyn Executor>,
@@ -147,6 +156,7 @@ impl Scheduler {
         let permits = Arc::new(Semaphore::new(config.max_concurrent_builds.max(1)));
         Scheduler {
             inner: Arc::new(Inner {
+                git: config.git(),
                 config,
                 history,
                 catalog,
@@ -170,8 +180,24 @@ impl Scheduler {
         delivery_id: Option<String>,
         builds: Vec<NewBuild>,
     ) -> Result<Enqueued, HistoryError> {
+        self.enqueue_unless_replayed(delivery_id, builds, None)
+            .await
+    }
+
+    /// Like [`Scheduler::enqueue`], recording nothing for a replayed push
+    /// (see [`History::enqueue_unless_replayed`]): what webhooks use.
+    pub async fn enqueue_unless_replayed(
+        &self,
+        delivery_id: Option<String>,
+        builds: Vec<NewBuild>,
+        replay_window: Option<Duration>,
+    ) -> Result<Enqueued, HistoryError> {
         let _intake = self.inner.intake.lock().await;
-        let enqueued = self.inner.history.enqueue(delivery_id, builds).await?;
+        let enqueued = self
+            .inner
+            .history
+            .enqueue_unless_replayed(delivery_id, builds, replay_window)
+            .await?;
         if let Enqueued::Queued(records) = &enqueued {
             self.submit(records.clone());
             self.inner.announce(false).await;
@@ -266,6 +292,15 @@ impl Scheduler {
         }
     }
 
+    /// Whether build `id` is queued or running now.
+    pub fn is_active(&self, id: &str) -> bool {
+        self.inner
+            .lock_active()
+            .values()
+            .flatten()
+            .any(|b| b.id == id)
+    }
+
     /// Ids of the builds queued or running now.
     pub fn active_ids(&self) -> Vec<String> {
         self.inner
@@ -351,12 +386,20 @@ impl Inner {
             Ok(file) => {
                 // The file first: a follower woken by the live line finds it there.
                 let live = self.live.sink(id, &log, file.size());
-                let mut sink = FanOut::new().with(file).with(live).with(ContainerRecorder {
+                let copies = FanOut::new().with(file).with(live).with(ContainerRecorder {
                     id: id.to_string(),
                     history: self.history.clone(),
                     config: self.config.clone(),
                     live: self.live.clone(),
                 });
+                // Secrets are masked before any copy is made; the cap is a
+                // second bound behind the executor's log limit, for the
+                // engine's own lines.
+                let masked = MaskSecrets::new(copies, self.config.secrets());
+                let mut sink = SizeCap::new(
+                    masked,
+                    self.config.log_size_limit.saturating_add(LOG_SIZE_MARGIN),
+                );
                 let ending = self.build(&record, &work, &mut sink, &stop).await;
                 let mut seq = Sequencer::default();
                 let last = seq.event(LogStream::System, last_line(&ending));
@@ -377,7 +420,7 @@ impl Inner {
                 BuildUpdate::finished(BuildStatus::Success, None, Some(artifact.clone()))
             }
             Ending::Failed(message) => {
-                BuildUpdate::finished(BuildStatus::Error, Some(message.clone()), None)
+                BuildUpdate::finished(BuildStatus::Error, Some(redact_credentials(message)), None)
             }
             Ending::Cancelled(reason) => {
                 BuildUpdate::finished(BuildStatus::Cancelled, Some(reason.clone()), None)
@@ -420,17 +463,24 @@ impl Inner {
         let url = git::repository_url(&self.config.git_base_url, &record.repository);
         let line = seq.event(
             LogStream::System,
-            format!("[zos-build] fetching {url} at {}", record.commit),
+            format!(
+                "[zos-build] fetching {} at {}",
+                redact_credentials(&url),
+                record.commit
+            ),
         );
         if let Err(e) = sink.write(&[line]).await {
             return Ending::Failed(e.to_string());
         }
         let fetched = tokio::select! {
             () = cancel.cancelled() => return cancelled(stop),
-            fetched = git::fetch_commit(&url, &record.commit, &source) => fetched,
+            fetched = self.git.fetch_commit(&url, &record.commit, &source) => fetched,
         };
         if let Err(e) = fetched {
             return Ending::Failed(format!("cannot fetch the source: {e}"));
+        }
+        if let Err(ending) = self.wait_for_executor(sink, &mut seq, stop).await {
+            return ending;
         }
         self.record(&record.id, BuildUpdate::status(BuildStatus::Building))
             .await;
@@ -448,9 +498,12 @@ impl Inner {
         .source(&source, format!("/{repo_name}"))
         .artifact(artifact_path)
         .artifact_dir(work.join("out"))
-        .timeout(self.config.maximum_execution_time);
-        if let Some(bytes) = self.config.build_memory_limit {
-            spec = spec.memory_limit(i64::try_from(bytes).unwrap_or(i64::MAX));
+        .timeout(self.config.maximum_execution_time)
+        .memory_limit(i64::try_from(self.config.build_memory_limit).unwrap_or(i64::MAX))
+        .pids_limit(self.config.build_pids_limit)
+        .log_size_limit(self.config.log_size_limit);
+        for capability in &self.config.build_capabilities {
+            spec = spec.capability(capability.as_str());
         }
         if let Some(cpus) = self.config.build_cpus {
             spec = spec.cpus(cpus);
@@ -469,6 +522,56 @@ impl Inner {
         }
     }
 
+    /// Waits until the executor can take the build (the Docker daemon
+    /// answers), saying so in the log once, for at most `docker-wait`.
+    async fn wait_for_executor(
+        &self,
+        sink: &mut dyn LogSink,
+        seq: &mut Sequencer,
+        stop: &Stop,
+    ) -> Result<(), Ending> {
+        let deadline = tokio::time::Instant::now() + self.config.docker_wait;
+        let mut said = false;
+        loop {
+            let problem = match tokio::time::timeout(DOCKER_PING_TIMEOUT, self.executor.ready())
+                .await
+            {
+                Ok(Ok(())) => {
+                    if said {
+                        let line =
+                            seq.event(LogStream::System, "[zos-build] Docker answers again".into());
+                        let _ = sink.write(&[line]).await;
+                    }
+                    return Ok(());
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {}", format_duration(DOCKER_PING_TIMEOUT)),
+            };
+            if !said {
+                said = true;
+                tracing::warn!(error = %problem, "Docker is unreachable: a build waits for it");
+                let line = seq.event(
+                    LogStream::System,
+                    format!(
+                        "[zos-build] Docker is unreachable ({problem}); waiting up to {} for it",
+                        format_duration(self.config.docker_wait)
+                    ),
+                );
+                let _ = sink.write(&[line]).await;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Ending::Failed(format!(
+                    "Docker was unreachable for {}: {problem}",
+                    format_duration(self.config.docker_wait)
+                )));
+            }
+            tokio::select! {
+                () = stop.token.cancelled() => return Err(cancelled(stop)),
+                () = tokio::time::sleep(DOCKER_RETRY) => {}
+            }
+        }
+    }
+
     /// The ending of a build that did not succeed; None when it did.
     fn judge(&self, outcome: &BuildOutcome, stop: &Stop) -> Option<Ending> {
         Some(match outcome.termination {
@@ -483,6 +586,10 @@ impl Inner {
             )),
             Termination::Cancelled => cancelled(stop),
             Termination::OutOfMemory => Ending::Failed("out of memory".into()),
+            Termination::LogLimit => Ending::Failed(format!(
+                "log size limit of {} reached",
+                format_size(self.config.log_size_limit)
+            )),
             _ => Ending::Failed(outcome.describe()),
         })
     }
@@ -625,6 +732,16 @@ async fn remove_work_directory(id: &str, work: &PathBuf) {
     }
 }
 
+/// `256 MiB`, `16 GiB`, `1000 bytes`: a size as people read it.
+pub fn format_size(bytes: u64) -> String {
+    for (unit, name) in [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")] {
+        if bytes >= unit && bytes % unit == 0 {
+            return format!("{} {name}", bytes / unit);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
 /// `45m`, `1h30m`, `2s`, `500ms`: how durations are written in the configuration.
 pub fn format_duration(duration: Duration) -> String {
     let total = duration.as_secs();
@@ -648,6 +765,14 @@ pub fn format_duration(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_are_written_with_binary_units() {
+        assert_eq!(format_size(256 << 20), "256 MiB");
+        assert_eq!(format_size(16 << 30), "16 GiB");
+        assert_eq!(format_size(3 << 10), "3 KiB");
+        assert_eq!(format_size(1000), "1000 bytes");
+    }
 
     #[test]
     fn durations_are_written_as_in_the_configuration() {

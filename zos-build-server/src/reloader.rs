@@ -230,9 +230,10 @@ impl Reloader {
         let commit = match commit {
             Some(commit) => commit,
             None => {
-                let (branch, head) = git::default_branch(&url)
-                    .await
-                    .map_err(|e| format!("cannot find the configuration's default branch: {e}"))?;
+                let (branch, head) =
+                    self.config.git().default_branch(&url).await.map_err(|e| {
+                        format!("cannot find the configuration's default branch: {e}")
+                    })?;
                 *self
                     .branch
                     .lock()
@@ -240,12 +241,17 @@ impl Reloader {
                 head
             }
         };
-        log.line(format!("[zos-build] fetching {url} at {commit}"))
-            .await;
+        log.line(format!(
+            "[zos-build] fetching {} at {commit}",
+            zos_build_core::redact::redact_credentials(&url)
+        ))
+        .await;
         let root = self.config.data_directory.join("configuration");
         let dest = root.join(&commit);
         let _ = tokio::fs::remove_dir_all(&dest).await;
-        git::fetch_commit(&url, &commit, &dest)
+        self.config
+            .git()
+            .fetch_commit(&url, &commit, &dest)
             .await
             .map_err(|e| format!("cannot fetch the configuration: {e}"))?;
         // Older checkouts are of no use any more.

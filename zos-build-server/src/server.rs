@@ -12,6 +12,7 @@ use crate::live::Live;
 use crate::pipeline::Scheduler;
 use crate::reloader::Reloader;
 use crate::state::{AppState, SharedCatalog};
+use crate::sweeper::{DockerHealth, Sweeper};
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -118,7 +119,29 @@ async fn connect_docker(config: &Config) -> Result<DockerExecutor, StartError> {
     Ok(executor)
 }
 
+/// Says once, at start-up, which webhooks will be refused and why, or that
+/// unsigned ones are accepted.
+fn announce_webhook_policy(config: &Config) {
+    if config.webhook_secret.is_some() {
+        return;
+    }
+    let hooks = format!(
+        "{}, {}, /hook/kernel and /build/<project>/hook",
+        config.repository_push_endpoint, config.monitor_update_endpoint
+    );
+    if config.allow_unsigned_webhooks {
+        tracing::warn!(
+            "allow-unsigned-webhooks is set and webhook-secret is not: anyone who can reach {hooks} can start builds and reload the configuration; use this only on a closed network"
+        );
+    } else {
+        tracing::warn!(
+            "webhook-secret is not set: pushes to {hooks} are refused (403); set webhook-secret, or allow-unsigned-webhooks: true on a closed network"
+        );
+    }
+}
+
 async fn start_with(config: Config, run_builds: bool) -> Result<RunningServer, StartError> {
+    announce_webhook_policy(&config);
     let history = History::open(config.history_path()).await?;
     let interrupted = history.mark_interrupted().await?;
     for build in &interrupted {
@@ -161,12 +184,12 @@ async fn start_with(config: Config, run_builds: bool) -> Result<RunningServer, S
     let address = listener
         .local_addr()
         .map_err(|source| StartError::Bind { address, source })?;
-    let scheduler = executor.map(|executor| {
+    let scheduler = executor.as_ref().map(|executor| {
         Scheduler::new(
             config.clone(),
             history.clone(),
             catalog.clone(),
-            Arc::new(executor),
+            Arc::new(executor.clone()),
             Arc::new(LocalPublisher::new(config.artifacts_directory.clone())),
             live.clone(),
         )
@@ -177,10 +200,23 @@ async fn start_with(config: Config, run_builds: bool) -> Result<RunningServer, S
             tracing::info!(builds = resumed, "queued builds resumed");
         }
     }
-    let state = Arc::new(AppState::new(
-        config, history, catalog, scheduler, live, reloader,
-    ));
+    let sweeper = match (&executor, &scheduler) {
+        (Some(executor), Some(scheduler)) => Some(Sweeper::new(
+            config.clone(),
+            history.clone(),
+            executor.clone(),
+            scheduler.clone(),
+            Arc::new(DockerHealth::default()),
+        )),
+        _ => None,
+    };
+    let mut state = AppState::new(config, history, catalog, scheduler, live, reloader);
+    state.docker = sweeper.as_ref().map(Sweeper::health);
+    let state = Arc::new(state);
     let shutdown = state.shutdown.clone();
+    if let Some(sweeper) = sweeper {
+        sweeper.spawn(shutdown.clone());
+    }
     let task = tokio::spawn(http::serve(listener, state.clone(), shutdown.clone()));
     tracing::info!(%address, "listening");
     Ok(RunningServer {

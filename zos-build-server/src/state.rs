@@ -11,6 +11,7 @@ use crate::live::Live;
 use crate::metrics::WebhookCounter;
 use crate::pipeline::Scheduler;
 use crate::reloader::Reloader;
+use crate::sweeper::DockerHealth;
 use std::sync::{Arc, PoisonError, RwLock};
 use zos_build_core::{CancellationToken, Enqueued, History, HistoryError, NewBuild};
 use zos_flist_config::Catalog;
@@ -63,6 +64,8 @@ pub struct AppState {
     /// Cancelled when the server stops: the listener, the websockets and the
     /// log followers end on it.
     pub shutdown: CancellationToken,
+    /// Whether Docker answers; None when the server runs no builds.
+    pub docker: Option<Arc<DockerHealth>>,
     catalog: SharedCatalog,
 }
 
@@ -84,6 +87,7 @@ impl AppState {
             webhooks: WebhookCounter::default(),
             reloader,
             shutdown: CancellationToken::new(),
+            docker: None,
             catalog,
         }
     }
@@ -98,8 +102,32 @@ impl AppState {
         self.catalog.set(catalog);
     }
 
-    /// Records the builds of one push (webhook or API) and hands them to the
-    /// scheduler; without a scheduler they are only recorded as `queued`.
+    /// Records the builds of one webhook push and hands them to the
+    /// scheduler, unless the push is a replay (the same repository, branch
+    /// and commit queued, running or built within `replay-window`).
+    pub async fn enqueue_push(
+        &self,
+        delivery: Option<String>,
+        builds: Vec<NewBuild>,
+    ) -> Result<Enqueued, HistoryError> {
+        let window = Some(self.config.replay_window);
+        match &self.scheduler {
+            Some(scheduler) => {
+                scheduler
+                    .enqueue_unless_replayed(delivery, builds, window)
+                    .await
+            }
+            None => {
+                self.history
+                    .enqueue_unless_replayed(delivery, builds, window)
+                    .await
+            }
+        }
+    }
+
+    /// Records the builds of one push asked for on purpose (the API) and
+    /// hands them to the scheduler; without a scheduler they are only
+    /// recorded as `queued`.
     pub async fn enqueue(
         &self,
         delivery: Option<String>,

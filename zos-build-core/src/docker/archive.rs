@@ -183,22 +183,139 @@ pub(crate) async fn download(
     let all = futures_util::stream::once(async move { Ok(first) })
         .chain(rest)
         .boxed();
-    let reader = tokio_util::io::StreamReader::new(all);
+    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(all));
     let target = dir.to_path_buf();
     let name = Path::new(container_path)
         .file_name()
         .map(PathBuf::from)
         .unwrap_or_default();
-    tokio::task::spawn_blocking(move || -> io::Result<()> {
-        let bridge = tokio_util::io::SyncIoBridge::new(reader);
-        let mut archive = tar::Archive::new(bridge);
-        archive.set_preserve_permissions(false);
-        archive.set_overwrite(true);
-        // `unpack` refuses entries that would land outside `target`.
-        archive.unpack(&target)
-    })
-    .await
-    .unwrap_or_else(|e| Err(io::Error::other(e)))
-    .map_err(artifact_error)?;
+    let path = container_path.to_string();
+    tokio::task::spawn_blocking(move || extract_regular(reader, &target, &path))
+        .await
+        .unwrap_or_else(|e| Err(artifact_error(io::Error::other(e))))?;
     Ok(dir.join(name))
+}
+
+/// Unpacks Docker's tar of an artifact into `target`, accepting only regular
+/// files and directories.
+///
+/// Why: a build controls what the archive holds. A symlink (absolute, or
+/// relative with `..`), a hard link or a device node would make the server
+/// read or publish a file of the host, so the first such entry fails the
+/// build. Every entry is unpacked with `unpack_in`, which refuses paths that
+/// would leave `target`.
+fn extract_regular(
+    reader: impl std::io::Read,
+    target: &Path,
+    container_path: &str,
+) -> Result<(), BuildError> {
+    let artifact_error = |source: io::Error| BuildError::Artifact {
+        path: container_path.to_string(),
+        dir: target.to_path_buf(),
+        source,
+    };
+    let mut archive = tar::Archive::new(reader);
+    archive.set_preserve_permissions(false);
+    archive.set_unpack_xattrs(false);
+    archive.set_overwrite(true);
+    for entry in archive.entries().map_err(artifact_error)? {
+        let mut entry = entry.map_err(artifact_error)?;
+        let kind = match entry.header().entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::Directory => {
+                None
+            }
+            tar::EntryType::Symlink => Some("symlink"),
+            tar::EntryType::Link => Some("hard link"),
+            tar::EntryType::Char => Some("character device"),
+            tar::EntryType::Block => Some("block device"),
+            tar::EntryType::Fifo => Some("named pipe"),
+            // PAX and GNU extension headers are consumed by `entries`; anything
+            // else is not a file we can vouch for.
+            _ => Some("special file"),
+        };
+        if let Some(kind) = kind {
+            let inside = entry
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            return Err(BuildError::ArtifactNotRegular {
+                path: entry_path(container_path, &inside),
+                kind,
+            });
+        }
+        let unpacked = entry.unpack_in(target).map_err(artifact_error)?;
+        if !unpacked {
+            return Err(artifact_error(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "an entry of the archive would leave the work directory",
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The container path of an archive entry: Docker's archive of `/a/b` holds
+/// `b` and `b/...`.
+fn entry_path(container_path: &str, inside: &str) -> String {
+    let parent = Path::new(container_path)
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    format!("{}/{}", parent.trim_end_matches('/'), inside)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn archive_with(kind: tar::EntryType, link: &str) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_size(0);
+        header.set_mode(0o777);
+        builder
+            .append_link(&mut header, "widget.tar.gz", link)
+            .unwrap();
+        builder.into_inner().unwrap()
+    }
+
+    #[test]
+    fn links_and_devices_are_refused_and_nothing_is_created() {
+        for (kind, link, word) in [
+            (tar::EntryType::Symlink, "/etc/hostname", "symlink"),
+            (
+                tar::EntryType::Symlink,
+                "../../../../etc/hostname",
+                "symlink",
+            ),
+            (tar::EntryType::Link, "/etc/hostname", "hard link"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let tar = archive_with(kind, link);
+            let err = extract_regular(tar.as_slice(), dir.path(), "/tmp/archives/widget.tar.gz")
+                .unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("artifact /tmp/archives/widget.tar.gz is a {word}, not a regular file")
+            );
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        }
+    }
+
+    #[test]
+    fn regular_files_are_extracted() {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(3);
+        header.set_mode(0o4755);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder
+            .append_data(&mut header, "x.tar.gz", &b"abc"[..])
+            .unwrap();
+        let tar = builder.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        extract_regular(tar.as_slice(), dir.path(), "/out/x.tar.gz").unwrap();
+        assert_eq!(std::fs::read(dir.path().join("x.tar.gz")).unwrap(), b"abc");
+    }
 }

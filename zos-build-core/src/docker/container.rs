@@ -8,8 +8,41 @@ use bollard::Docker;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// The ids of containers that builds of this process are using right now.
+/// The ids of the builds of this process that may own a container right now
+/// (from just before the container is created until it is removed).
 pub(crate) type LiveSet = Arc<Mutex<HashSet<String>>>;
+
+/// Marks a build as live while it exists; dropped, however the build ends.
+///
+/// Taken before the container is created, so that a sweep running while
+/// the create call is in flight leaves the new container alone; and
+/// released even when the build's future is dropped in the middle of that
+/// call, so that the next sweep removes a container nobody will ever own.
+pub(crate) struct Reservation {
+    live: LiveSet,
+    build_id: String,
+}
+
+impl Reservation {
+    pub(crate) fn new(live: LiveSet, build_id: &str) -> Self {
+        live.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(build_id.to_string());
+        Reservation {
+            live,
+            build_id: build_id.to_string(),
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.build_id);
+    }
+}
 
 /// The container configuration for `spec`.
 pub(crate) fn create_body(spec: &BuildSpec, instance: &str) -> ContainerCreateBody {
@@ -38,6 +71,9 @@ pub(crate) fn create_body(spec: &BuildSpec, instance: &str) -> ContainerCreateBo
         }),
         cap_add: (!spec.capabilities.is_empty()).then(|| spec.capabilities.clone()),
         privileged: Some(spec.privileged),
+        // No setuid binary inside the build gains privileges it was not
+        // started with: always on, whatever the spec says.
+        security_opt: Some(vec!["no-new-privileges".into()]),
         // We capture every line ourselves; a second copy in the daemon's
         // json-file log would only cost disk and time.
         log_config: Some(HostConfigLogConfig {
@@ -70,23 +106,19 @@ pub(crate) fn create_body(spec: &BuildSpec, instance: &str) -> ContainerCreateBo
 ///
 /// The normal path calls [`ContainerGuard::remove`] and waits for it; when the
 /// build's future is dropped or panics, `Drop` hands the removal to the
-/// runtime instead. Either way the id leaves the live set only once the
-/// container is gone, so a concurrent sweep never races a removal.
+/// runtime instead. A removal that fails (Docker unreachable) leaves the
+/// container to the next sweep, which runs periodically and when Docker
+/// answers again.
 pub(crate) struct ContainerGuard {
     docker: Docker,
     id: Option<String>,
-    live: LiveSet,
 }
 
 impl ContainerGuard {
-    pub(crate) fn new(docker: Docker, id: String, live: LiveSet) -> Self {
-        live.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id.clone());
+    pub(crate) fn new(docker: Docker, id: String) -> Self {
         ContainerGuard {
             docker,
             id: Some(id),
-            live,
         }
     }
 
@@ -99,9 +131,7 @@ impl ContainerGuard {
         let Some(id) = self.id.take() else {
             return Ok(());
         };
-        let result = remove_container(&self.docker, &id).await;
-        forget(&self.live, &id);
-        result
+        remove_container(&self.docker, &id).await
     }
 }
 
@@ -111,28 +141,19 @@ impl Drop for ContainerGuard {
             return;
         };
         let docker = self.docker.clone();
-        let live = self.live.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 handle.spawn(async move {
                     if let Err(e) = remove_container(&docker, &id).await {
                         tracing::warn!(container = %id, error = %e, "could not remove an abandoned build container; the next sweep will");
                     }
-                    forget(&live, &id);
                 });
             }
             Err(_) => {
                 tracing::warn!(container = %id, "no runtime to remove an abandoned build container; the next sweep will");
-                forget(&live, &id);
             }
         }
     }
-}
-
-fn forget(live: &LiveSet, id: &str) {
-    live.lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(id);
 }
 
 /// Force-removes a container with its anonymous volumes; a container that is

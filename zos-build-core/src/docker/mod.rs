@@ -105,23 +105,30 @@ impl DockerExecutor {
     }
 
     /// Removes every container of this instance that no build of this
-    /// executor is using (left behind by a crash), and returns their ids.
+    /// executor is using (left behind by a crash, by a removal that failed
+    /// while Docker was unreachable, or by a build dropped while its
+    /// container was being created), and returns their ids.
+    ///
+    /// A container that cannot be removed is logged and skipped, so one
+    /// stuck container does not keep the others; only a daemon that cannot
+    /// list containers fails the sweep.
     pub async fn sweep(&self) -> Result<Vec<String>, BuildError> {
-        let ours = self.list_managed().await?;
+        let ours = self.managed_containers().await?;
         let mut removed = Vec::new();
-        for id in ours {
+        for (id, build_id) in ours {
             let live = self
                 .live
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .contains(&id);
-            if !live {
-                container::remove_container(&self.docker, &id)
-                    .await
-                    .map_err(|e| {
-                        BuildError::docker(format!("remove leftover container {id}"), e)
-                    })?;
-                removed.push(id);
+                .contains(&build_id);
+            if live {
+                continue;
+            }
+            match container::remove_container(&self.docker, &id).await {
+                Ok(()) => removed.push(id),
+                Err(e) => {
+                    tracing::warn!(container = %id, build = %build_id, error = %e, "cannot remove a leftover build container; the next sweep will try again");
+                }
             }
         }
         Ok(removed)
@@ -129,6 +136,29 @@ impl DockerExecutor {
 
     /// Ids of the containers of this instance that exist now, running or not.
     pub async fn list_managed(&self) -> Result<Vec<String>, BuildError> {
+        Ok(self
+            .managed_containers()
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// Answers when the daemon answers a ping: for health checks, and to
+    /// wait for a daemon that went away.
+    pub async fn ping(&self) -> Result<(), BuildError> {
+        self.docker
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|source| BuildError::DockerUnavailable {
+                address: self.address.clone(),
+                source,
+            })
+    }
+
+    /// `(container id, build id)` of the containers of this instance.
+    async fn managed_containers(&self) -> Result<Vec<(String, String)>, BuildError> {
         let filters = HashMap::from([(
             "label".to_string(),
             vec![
@@ -145,7 +175,18 @@ impl DockerExecutor {
             }))
             .await
             .map_err(|e| BuildError::docker("list build containers", e))?;
-        Ok(containers.into_iter().filter_map(|c| c.id).collect())
+        Ok(containers
+            .into_iter()
+            .filter_map(|c| {
+                let build_id = c
+                    .labels
+                    .as_ref()
+                    .and_then(|labels| labels.get(LABEL_BUILD_ID))
+                    .cloned()
+                    .unwrap_or_default();
+                c.id.map(|id| (id, build_id))
+            })
+            .collect())
     }
 
     /// Removes images that carry our label and lost their tag (an image

@@ -1,7 +1,7 @@
 //! One build, from image to removed container.
 
 use super::archive;
-use super::container::{self, ContainerGuard};
+use super::container::{self, ContainerGuard, Reservation};
 use super::image;
 use super::DockerExecutor;
 use crate::error::{docker_status, BuildError};
@@ -42,6 +42,10 @@ impl Executor for DockerExecutor {
         finished?;
         Ok(outcome)
     }
+
+    async fn ready(&self) -> Result<(), BuildError> {
+        self.ping().await
+    }
 }
 
 impl DockerExecutor {
@@ -62,6 +66,7 @@ impl DockerExecutor {
         if cancel.is_cancelled() {
             return Err(BuildError::CancelledBeforeStart);
         }
+        let _live = Reservation::new(self.live.clone(), &spec.build_id);
         let options = CreateContainerOptions {
             name: Some(format!("{}{}", self.name_prefix, spec.build_id)),
             ..Default::default()
@@ -76,7 +81,7 @@ impl DockerExecutor {
                     e,
                 )
             })?;
-        let guard = ContainerGuard::new(self.docker.clone(), created.id, self.live.clone());
+        let guard = ContainerGuard::new(self.docker.clone(), created.id);
         let outcome = self.drive(&guard, spec, sink, &mut seq, cancel).await;
         let id = guard.id().to_string();
         let removed = guard.remove().await;
@@ -131,7 +136,7 @@ impl DockerExecutor {
         let started = Instant::now();
         sink.container_started(id).await?;
 
-        let mut lines = Lines::new();
+        let mut lines = Lines::new(spec.limits.log_bytes);
         let killed = self
             .stream_output(
                 id,
@@ -231,6 +236,10 @@ impl DockerExecutor {
                     Some(Ok(frame)) => {
                         lines.push(frame, seq);
                         idle.as_mut().reset(Instant::now() + idle_limit);
+                        if lines.exceeded {
+                            lines.flush(sink).await?;
+                            break Some(Termination::LogLimit);
+                        }
                     }
                     Some(Err(e)) => {
                         return Err(BuildError::docker(format!("read the output of container {id}"), e))
@@ -289,23 +298,34 @@ impl DockerExecutor {
     }
 }
 
-/// The two output streams, split into lines, and the batch waiting for the sink.
+/// The two output streams, split into lines, and the batch waiting for the
+/// sink; with a log size limit, nothing beyond it gets into the batch.
 struct Lines {
     stdout: LineSplitter,
     stderr: LineSplitter,
     batch: Vec<LogEvent>,
+    /// Bytes the log may still take, when limited.
+    budget: Option<u64>,
+    /// The limit was reached: every later line is discarded.
+    exceeded: bool,
 }
 
 impl Lines {
-    fn new() -> Self {
+    fn new(limit: Option<u64>) -> Self {
         Lines {
             stdout: LineSplitter::new(LogStream::Stdout),
             stderr: LineSplitter::new(LogStream::Stderr),
             batch: Vec::new(),
+            budget: limit,
+            exceeded: false,
         }
     }
 
     fn push(&mut self, frame: LogOutput, seq: &mut Sequencer) {
+        if self.exceeded {
+            return;
+        }
+        let from = self.batch.len();
         match frame {
             LogOutput::StdOut { message } | LogOutput::Console { message } => {
                 self.stdout.push(&message, seq, &mut self.batch)
@@ -313,11 +333,35 @@ impl Lines {
             LogOutput::StdErr { message } => self.stderr.push(&message, seq, &mut self.batch),
             LogOutput::StdIn { .. } => {}
         }
+        self.charge(from, seq);
     }
 
     fn finish(&mut self, seq: &mut Sequencer) {
+        if self.exceeded {
+            return;
+        }
+        let from = self.batch.len();
         self.stdout.finish(seq, &mut self.batch);
         self.stderr.finish(seq, &mut self.batch);
+        self.charge(from, seq);
+    }
+
+    /// Counts the lines added from `from` on against the budget; cuts the
+    /// batch (and takes their numbers back) at the first that does not fit.
+    fn charge(&mut self, from: usize, seq: &mut Sequencer) {
+        let Some(budget) = self.budget.as_mut() else {
+            return;
+        };
+        for (index, event) in self.batch.iter().enumerate().skip(from) {
+            let size = event.text.len() as u64 + 1;
+            if size > *budget {
+                self.exceeded = true;
+                seq.rewind(event.seq);
+                self.batch.truncate(index);
+                return;
+            }
+            *budget -= size;
+        }
     }
 
     async fn flush(&mut self, sink: &mut dyn LogSink) -> Result<(), BuildError> {

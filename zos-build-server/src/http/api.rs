@@ -131,8 +131,15 @@ async fn log_of(state: &AppState, record: &BuildRecord) -> Response<Body> {
     }
 }
 
-/// `GET /healthz`: the server answers and its history can be read.
+/// `GET /healthz`: the server answers, its history can be read, and Docker
+/// answers (503 `{"docker":"unreachable"}` when it does not).
 pub async fn healthz(state: &AppState) -> Response<Body> {
+    if state.docker.as_ref().is_some_and(|d| !d.reachable()) {
+        return response::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({"status": "unavailable", "docker": "unreachable"}),
+        );
+    }
     match state.history.finished_count().await {
         Ok(_) => response::json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
         Err(e) => {

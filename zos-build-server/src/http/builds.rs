@@ -194,7 +194,12 @@ pub async fn trigger(state: &AppState, request: Request<Incoming>) -> Response<B
         }
         None => {
             let url = git::repository_url(&state.config.git_base_url, &wanted.repository);
-            match git::resolve(&url, &format!("refs/heads/{}", wanted.branch)).await {
+            match state
+                .config
+                .git()
+                .resolve(&url, &format!("refs/heads/{}", wanted.branch))
+                .await
+            {
                 Ok(commit) => commit,
                 Err(e) => {
                     return response::error(

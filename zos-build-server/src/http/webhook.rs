@@ -1,10 +1,14 @@
 //! The webhook routes: GitHub talks to the server here.
 //!
 //! Every request goes through the same gate, in this order: the body is read
-//! with a size limit (413), the signature is checked when a secret is set
-//! (401: nothing else happens), then the event decides. Only a push on a
+//! with a size limit (413), the signature is checked (401: nothing else
+//! happens), then the event decides. Without a `webhook-secret` there is no
+//! signature to check, so every event but a ping is refused (403) unless
+//! `allow-unsigned-webhooks` says the network is closed. Only a push on a
 //! tracked branch records anything: it records the builds as `queued` and
-//! hands them to the scheduler; the answer does not wait for a build.
+//! hands them to the scheduler; the answer does not wait for a build. A
+//! push of a commit already queued, running or built within `replay-window`
+//! is a replay: answered `duplicate`, it starts and cancels nothing.
 
 use super::push::{self, Push};
 use super::response::{self, Body};
@@ -22,6 +26,11 @@ use zos_build_core::Enqueued;
 /// The largest webhook body accepted (GitHub caps payloads at 25 MB, but a
 /// push payload of more than a few hundred kilobytes is not a push we build).
 pub const MAX_BODY: usize = 10 * 1024 * 1024;
+
+/// The answer to a webhook when no `webhook-secret` is set.
+pub const UNSIGNED_REFUSED: &str = "webhook-secret is not set: unsigned webhooks are refused \
+     (set webhook-secret to the secret of the GitHub webhook, or allow-unsigned-webhooks: true \
+     on a closed network)";
 
 /// Which webhook a request arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +120,12 @@ async fn receive(state: &AppState, request: Request<Incoming>) -> Result<Deliver
     };
     let event = header("x-github-event")
         .ok_or_else(|| response::error(StatusCode::BAD_REQUEST, "missing X-GitHub-Event header"))?;
+    if state.config.webhook_secret.is_none()
+        && !state.config.allow_unsigned_webhooks
+        && event != "ping"
+    {
+        return Err(response::error(StatusCode::FORBIDDEN, UNSIGNED_REFUSED));
+    }
     let id = header("x-github-delivery").filter(|id| !id.is_empty() && id.len() <= 128);
     Ok(Delivery { event, id, body })
 }
@@ -129,9 +144,9 @@ async fn repository_push(state: &AppState, delivery: Option<String>, push: Push)
         return response::error(StatusCode::BAD_REQUEST, "branch not tracked");
     };
     let builds = builds_of(branch, &push.commit, &push.commits.to_string());
-    match state.enqueue(delivery.clone(), builds).await {
+    match state.enqueue_push(delivery.clone(), builds).await {
         Ok(Enqueued::Duplicate) => {
-            tracing::info!(delivery = ?delivery, "duplicate delivery ignored");
+            tracing::info!(delivery = ?delivery, repository = %push.repository, branch = %branch_name, commit = %push.commit, "duplicate or replayed push ignored");
             response::json(StatusCode::OK, &serde_json::json!({"status": "duplicate"}))
         }
         Ok(Enqueued::Queued(records)) => {
