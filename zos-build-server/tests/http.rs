@@ -32,6 +32,10 @@ fn write_catalog(root: &Path) {
 }
 
 async fn harness(secret: Option<&str>) -> Harness {
+    harness_with(secret, "").await
+}
+
+async fn harness_with(secret: Option<&str>, extra: &str) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let catalog = dir.path().join("config-repo");
     write_catalog(&catalog);
@@ -43,6 +47,7 @@ async fn harness(secret: Option<&str>) -> Harness {
     if let Some(secret) = secret {
         yaml.push_str(&format!("webhook-secret: {secret}\n"));
     }
+    yaml.push_str(extra);
     let config = Config::from_yaml(&yaml, Path::new("test.yaml")).unwrap();
     let server = zos_build_server::start_without_builds(config.clone())
         .await
@@ -569,9 +574,34 @@ async fn path_traversal_is_404_and_never_reads_a_file() {
 }
 
 #[tokio::test]
-async fn without_a_secret_unsigned_pushes_are_accepted() {
+async fn without_a_secret_every_hook_refuses_unsigned_pushes() {
     let h = harness(None).await;
     let body = push_body("owner/repo", "master").to_string().into_bytes();
+    for path in [
+        "/hook/monitor-watch",
+        "/hook/monitor-update",
+        "/hook/kernel",
+        "/build/0-initramfs/hook",
+    ] {
+        let (status, text) = h.hook(path, "push", "n1", &body, None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {text}");
+        assert!(text.contains("webhook-secret"), "{path}: {text}");
+        // Not even a signature of a guessed secret gets through.
+        let guessed = signature::sign(b"", &body);
+        let (status, _) = h.hook(path, "push", "n2", &body, Some(guessed)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+    }
+    assert_eq!(h.active_count().await, 0, "nothing was recorded");
+    // GitHub's ping, sent when a webhook is added, is still answered.
+    let ping = json!({"zen": "x"}).to_string().into_bytes();
+    let (status, text) = h
+        .hook("/hook/monitor-watch", "ping", "p1", &ping, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    h.server.stop().await;
+
+    // On a closed network, allow-unsigned-webhooks lifts the refusal.
+    let h = harness_with(None, "allow-unsigned-webhooks: true\n").await;
     let (status, text) = h
         .hook("/hook/monitor-watch", "push", "n1", &body, None)
         .await;

@@ -250,13 +250,27 @@ impl DockerExecutor {
             lines.flush(sink).await?;
         };
         if killed.is_some() {
-            self.kill(id).await?;
-            // Whatever the build printed before it died still belongs in its log.
+            // Keep reading while the kill is under way: Docker finishes a
+            // container only once its output has been read, so a kill
+            // waiting on a build that floods its output would never end.
+            // Whatever the build printed before it died still belongs in
+            // its log (within the log limit).
+            let kill = self.kill(id);
+            tokio::pin!(kill);
+            let mut kill_result = None;
             let drain_until = Instant::now() + DRAIN_AFTER_KILL;
-            while let Ok(Some(Ok(frame))) =
-                tokio::time::timeout_at(drain_until, output.next()).await
-            {
-                lines.push(frame, seq);
+            loop {
+                tokio::select! {
+                    result = &mut kill, if kill_result.is_none() => kill_result = Some(result),
+                    frame = tokio::time::timeout_at(drain_until, output.next()) => match frame {
+                        Ok(Some(Ok(frame))) => lines.push(frame, seq),
+                        _ => break,
+                    },
+                }
+            }
+            match kill_result {
+                Some(result) => result?,
+                None => kill.await?,
             }
         }
         Ok(killed)
