@@ -11,8 +11,10 @@
 //! - every `sweep-interval` (and as soon as Docker answers again after an
 //!   outage): containers of this server's instance that no running build
 //!   owns, work directories of builds that are not queued or running, the
-//!   logs of builds beyond `keep-builds-per-branch` (their history rows
-//!   stay), and webhook deliveries older than [`DELIVERY_RETENTION`];
+//!   logs of builds beyond `keep-builds-per-branch` (replaced by the one
+//!   line [`PRUNED_LOG`], so `/report/<id>` says what happened; their
+//!   history rows stay), and webhook deliveries older than
+//!   [`DELIVERY_RETENTION`];
 //! - every [`DOCKER_CHECK_INTERVAL`]: whether Docker answers, for
 //!   `/healthz`.
 //!
@@ -35,6 +37,11 @@ pub const DELIVERY_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const DOCKER_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// How long one such question may take.
 const DOCKER_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the log of a build beyond `keep-builds-per-branch` is replaced with.
+pub const PRUNED_LOG: &str =
+    "[zos-build] the log of this build was pruned: only the newest builds \
+     of each branch keep theirs (keep-builds-per-branch); the build stays in the history\n";
 
 /// Whether the Docker daemon answered the last check.
 #[derive(Debug)]
@@ -170,7 +177,7 @@ impl Sweeper {
         {
             Ok(ids) => {
                 for id in ids.iter().filter(|id| !active.contains(*id)) {
-                    if remove_file(&self.config.build_log_path(id)).await {
+                    if prune_log(&self.config.build_log_path(id)).await {
                         swept.logs += 1;
                     }
                 }
@@ -218,13 +225,24 @@ impl Sweeper {
     }
 }
 
-/// Deletes a file; true when it existed.
-async fn remove_file(path: &std::path::Path) -> bool {
-    match tokio::fs::remove_file(path).await {
+/// Replaces a build's log with [`PRUNED_LOG`]; true when there was a log
+/// to prune (a missing one, or one pruned already, is left as it is).
+async fn prune_log(path: &std::path::Path) -> bool {
+    match tokio::fs::metadata(path).await {
+        Ok(metadata) if metadata.len() != PRUNED_LOG.len() as u64 => {}
+        _ => return false,
+    }
+    // Renamed into place: a reader sees the old log or the marker, whole.
+    let partial = path.with_extension("pruning");
+    let result = async {
+        tokio::fs::write(&partial, PRUNED_LOG).await?;
+        tokio::fs::rename(&partial, path).await
+    };
+    match result.await {
         Ok(()) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "cannot delete an old log");
+            let _ = tokio::fs::remove_file(&partial).await;
+            tracing::warn!(path = %path.display(), error = %e, "cannot prune an old log");
             false
         }
     }

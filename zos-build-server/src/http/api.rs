@@ -80,10 +80,6 @@ fn history_list(records: &[BuildRecord]) -> Response<Body> {
     response::json(StatusCode::OK, &views::history_list(records))
 }
 
-/// What `/report/<id>` says of a finished build whose log is gone.
-pub const LOG_PRUNED: &str = "[zos-build] the log of this build was pruned: only the newest builds \
-     of each branch keep theirs (keep-builds-per-branch); the build stays in the history\n";
-
 /// `GET /report/<id>`: the build's full log.
 pub async fn report(state: &AppState, id: &str) -> Response<Body> {
     if !is_valid_build_id(id) {
@@ -123,10 +119,6 @@ async fn log_of(state: &AppState, record: &BuildRecord) -> Response<Body> {
     // Streamed: a log of millions of lines is never held in memory whole.
     match tokio::fs::File::open(state.config.build_log_path(&record.id)).await {
         Ok(file) => response::text_stream(tokio_util::io::ReaderStream::new(file)),
-        // Retention deleted it (keep-builds-per-branch); the entry stays.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && record.status.is_finished() => {
-            response::text(StatusCode::OK, LOG_PRUNED)
-        }
         // Queued builds have written nothing yet.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => response::text(StatusCode::OK, ""),
         Err(e) => {
