@@ -112,7 +112,7 @@ async fn connect_docker(config: &Config) -> Result<DockerExecutor, StartError> {
         .with_instance(instance.clone())
         .with_name_prefix(config.container_name_prefix.clone());
     let removed = executor.sweep().await?;
-    tracing::info!(address = %executor.address(), %instance, "connected to Docker");
+    tracing::info!(address = %zos_build_core::redact::redact_credentials(executor.address()), %instance, "connected to Docker");
     for id in &removed {
         tracing::warn!(container = %id, "removed a build container left behind by a previous run");
     }

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
+use zos_build_core::redact::redact_credentials;
 use zos_build_core::{CancellationToken, DockerExecutor, History};
 
 /// Webhook delivery ids are remembered this long (GitHub redelivers by hand
@@ -149,7 +150,7 @@ impl Sweeper {
         );
         let before = self.health.set(answered);
         if before && !answered {
-            tracing::warn!(address = %self.executor.address(), "Docker does not answer");
+            tracing::warn!(address = %redact_credentials(self.executor.address()), "Docker does not answer");
         }
         !before && answered
     }

@@ -64,7 +64,7 @@ impl DockerExecutor {
     /// the API version and checks that the daemon answers.
     pub async fn connect_to(address: &str) -> Result<Self, BuildError> {
         let unavailable = |source| BuildError::DockerUnavailable {
-            address: address.to_string(),
+            address: crate::redact::redact_credentials(address),
             source,
         };
         let docker = Docker::connect_with_host(address).map_err(unavailable)?;
@@ -152,7 +152,7 @@ impl DockerExecutor {
             .await
             .map(|_| ())
             .map_err(|source| BuildError::DockerUnavailable {
-                address: self.address.clone(),
+                address: crate::redact::redact_credentials(&self.address),
                 source,
             })
     }
