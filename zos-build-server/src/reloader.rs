@@ -162,10 +162,16 @@ impl Reloader {
         };
         let mut build = NewBuild::new(&repository, "", commit.clone().unwrap_or_default(), "", "");
         build.name = RELOADER_NAME.to_string();
-        let record = match self.history.enqueue(delivery, vec![build]).await {
+        // A push of a commit loaded within `replay-window` is a replay.
+        let window = commit.as_ref().map(|_| self.config.replay_window);
+        let record = match self
+            .history
+            .enqueue_unless_replayed(delivery, vec![build], window)
+            .await
+        {
             Ok(Enqueued::Queued(mut records)) if !records.is_empty() => records.remove(0),
             Ok(_) => {
-                tracing::info!("configuration push delivered twice: ignored");
+                tracing::info!("configuration push delivered twice, or replayed: ignored");
                 return None;
             }
             Err(e) => {
