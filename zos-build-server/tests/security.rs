@@ -429,3 +429,26 @@ async fn the_periodic_sweep_removes_an_orphan_container() {
     assert_eq!(record.status, BuildStatus::Success, "{record:?}");
     h.stop_and_check_clean(&ids).await;
 }
+
+#[tokio::test]
+async fn secrets_printed_by_a_build_are_masked_in_its_log() {
+    let _docker = DOCKER.lock().await;
+    let mut h = Harness::start("admin-token: adm1n-t0ken-value\n").await;
+    let commit = h.commit(&format!(
+        "#!/bin/sh\necho 'hook {}'\necho 'admin adm1n-t0ken-value'\nmkdir -p /target\necho x > /target/widget.tar.gz\n",
+        support::SECRET
+    ));
+    let ids = h.push(&commit).await;
+    let record = h.finished(&ids[0]).await;
+    assert_eq!(record.status, BuildStatus::Success, "{record:?}");
+    let log = h.report(&ids[0]).await;
+    assert!(
+        log.contains("hook ***\n") && log.contains("admin ***\n"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(support::SECRET) && !log.contains("adm1n-t0ken-value"),
+        "{log}"
+    );
+    h.stop_and_check_clean(&ids).await;
+}
