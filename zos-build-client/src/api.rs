@@ -24,6 +24,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// entry) is noticed; a quiet build only costs a reconnection, which
 /// repeats and skips nothing.
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
+/// Builds asked for per page of `/build/history/full` (the server's maximum).
+const HISTORY_PAGE: usize = 500;
 
 /// A request to the server failed.
 #[derive(Debug, thiserror::Error)]
@@ -281,17 +283,47 @@ impl Server {
     }
 
     /// `GET /build/history` (the latest finished builds) or, with `full`,
-    /// `/build/history/full` (all of them): the body as sent, and parsed.
+    /// `/build/history/full` (all of them, page after page): the body as
+    /// sent (the pages joined into one array), and parsed.
     pub async fn history(&self, full: bool) -> Result<(String, Vec<Build>), ApiError> {
-        let url = if full {
-            self.endpoint(&["build", "history", "full"])
-        } else {
-            self.endpoint(&["build", "history"])
-        };
-        let (text, value, what) = self.get_json(url).await?;
-        let builds =
-            builds::from_array(&value).map_err(|e| self.unexpected(&what, e.to_string()))?;
-        Ok((text, builds))
+        if !full {
+            let (text, value, what) = self.get_json(self.endpoint(&["build", "history"])).await?;
+            let builds =
+                builds::from_array(&value).map_err(|e| self.unexpected(&what, e.to_string()))?;
+            return Ok((text, builds));
+        }
+        // The server answers at most HISTORY_PAGE builds at once; the next
+        // page starts before the last build of this one.
+        let mut all = Vec::new();
+        let mut before: Option<String> = None;
+        loop {
+            let mut url = self.endpoint(&["build", "history", "full"]);
+            {
+                let mut query = url.query_pairs_mut();
+                query.append_pair("per_page", &HISTORY_PAGE.to_string());
+                if let Some(before) = &before {
+                    query.append_pair("before", before);
+                }
+            }
+            let (_, value, what) = self.get_json(url).await?;
+            let Value::Array(page) = value else {
+                return Err(self.unexpected(&what, "not a JSON array".to_string()));
+            };
+            let full_page = page.len() >= HISTORY_PAGE;
+            before = page
+                .last()
+                .and_then(|last| last.get("id"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            all.extend(page);
+            if !full_page || before.is_none() {
+                break;
+            }
+        }
+        let value = Value::Array(all);
+        let builds = builds::from_array(&value)
+            .map_err(|e| self.unexpected("GET /build/history/full", e.to_string()))?;
+        Ok((value.to_string(), builds))
     }
 
     /// `GET /api/builds[?name=NAME][&limit=N]`: builds of any status,

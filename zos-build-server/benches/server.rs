@@ -516,7 +516,8 @@ async fn trivial(h: &mut Harness, commit: &str) {
     for round in 0..TRIVIAL_ROUNDS {
         let dest = h.dir.path().join(format!("fetch-{round}"));
         let start = Instant::now();
-        zos_build_core::git::fetch_commit(&url, commit, &dest)
+        zos_build_core::git::Git::new(h.dir.path().join("scratch"), &url)
+            .fetch_commit(&url, commit, &dest)
             .await
             .expect("git fetch");
         fetches.push(start.elapsed());

@@ -6,17 +6,17 @@
 //! No path parameter ever reaches the filesystem as written: a build id is
 //! checked for its shape and looked up in the history, and a log file's name
 //! is made from that id only. Anything else is a 404.
+//!
+//! Nothing here grows with the history or a log: lists are pages of at most
+//! [`MAX_PAGE`] builds, and logs and artifacts are streamed from their files.
 
 use super::response::{self, Body};
+use super::MAX_PAGE;
 use crate::state::AppState;
 use crate::views;
 use hyper::{Response, StatusCode};
 use zos_build_core::history::is_valid_build_id;
 use zos_build_core::{BuildRecord, HistoryError};
-
-pub use crate::views::HISTORY_LENGTH;
-/// The largest page of `/build/history/full`.
-pub const MAX_PER_PAGE: u64 = 1000;
 
 fn internal(e: HistoryError) -> Response<Body> {
     tracing::error!(error = %e, "history query failed");
@@ -42,37 +42,85 @@ pub async fn history(state: &AppState) -> Response<Body> {
     }
 }
 
-/// `GET /build/history/full[?page=N&per_page=M]`: every finished build, or
-/// page N (from 1) of M.
+/// `GET /build/history/full[?per_page=M][&before=<id>|&page=N]`: finished
+/// builds, newest first, [`MAX_PAGE`] at most (and by default) per answer.
+///
+/// The answer is the old service's JSON array; when more builds follow, a
+/// `Link: <...?per_page=M&before=<last id>>; rel="next"` header says where.
+/// `before` is a cursor (nothing is seen twice while builds finish);
+/// `page` (from 1) counts pages of M from the newest and is kept for the
+/// clients that used it.
 pub async fn history_full(state: &AppState, query: Option<&str>) -> Response<Body> {
-    let mut page: u64 = 1;
-    let mut per_page: Option<u64> = None;
+    let mut page: Option<u64> = None;
+    let mut per_page = MAX_PAGE;
+    let mut before = None;
     for (key, value) in response::query_pairs(query) {
-        let number = value.parse::<u64>().ok();
-        match (key, number) {
-            ("page", Some(n)) if n >= 1 => page = n,
-            ("per_page", Some(n)) if (1..=MAX_PER_PAGE).contains(&n) => per_page = Some(n),
-            ("page", _) => {
-                return response::error(StatusCode::BAD_REQUEST, "page must be a number from 1")
-            }
-            ("per_page", _) => {
-                return response::error(
-                    StatusCode::BAD_REQUEST,
-                    format!("per_page must be a number from 1 to {MAX_PER_PAGE}"),
-                )
-            }
+        match key {
+            "page" => match value.parse::<u64>() {
+                Ok(n) if n >= 1 => page = Some(n),
+                _ => {
+                    return response::error(StatusCode::BAD_REQUEST, "page must be a number from 1")
+                }
+            },
+            "per_page" => match value.parse::<u64>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => per_page = n,
+                _ => {
+                    return response::error(
+                        StatusCode::BAD_REQUEST,
+                        format!("per_page must be a number from 1 to {MAX_PAGE}"),
+                    )
+                }
+            },
+            "before" => before = Some(value),
             _ => {}
         }
     }
-    let (page, per_page) = match per_page {
-        Some(n) => (page - 1, n),
-        // No page size: everything (the old service's behaviour).
-        None if page == 1 => (0, u64::MAX),
-        None => (page - 1, HISTORY_LENGTH),
+    if page.is_some() && before.is_some() {
+        return response::error(
+            StatusCode::BAD_REQUEST,
+            "page and before cannot be combined: follow the Link header's before",
+        );
+    }
+    if let Some(answer) = check_cursor(state, before).await {
+        return answer;
+    }
+    let records = match page {
+        Some(page) if page > 1 => state.history.finished(page - 1, per_page).await,
+        // One more than asked: whether a next page exists.
+        _ => state.history.page(None, true, before, per_page + 1).await,
     };
-    match state.history.finished(page, per_page).await {
-        Ok(records) => history_list(&records),
+    match records {
+        Ok(mut records) => {
+            let more = records.len() as u64 > per_page
+                || (page.is_some_and(|p| p > 1) && records.len() as u64 == per_page);
+            records.truncate(per_page as usize);
+            let next = records
+                .last()
+                .filter(|_| more)
+                .map(|last| format!("/build/history/full?per_page={per_page}&before={}", last.id));
+            response::with_next(history_list(&records), next)
+        }
         Err(e) => internal(e),
+    }
+}
+
+/// None when `before` (a page cursor) is absent or names a build; else the
+/// 400 that says it does not.
+pub(super) async fn check_cursor(state: &AppState, before: Option<&str>) -> Option<Response<Body>> {
+    let before = before?;
+    let refusal = || {
+        response::error(
+            StatusCode::BAD_REQUEST,
+            format!("before must be the id of a build (the last of the previous page), found {before:?}"),
+        )
+    };
+    if !is_valid_build_id(before) {
+        return Some(refusal());
+    }
+    match state.history.get(before).await {
+        Ok(Some(_)) => None,
+        Ok(None) => Some(refusal()),
+        Err(e) => Some(internal(e)),
     }
 }
 
@@ -116,11 +164,10 @@ async fn log_of(state: &AppState, record: &BuildRecord) -> Response<Body> {
     if !is_valid_build_id(&record.id) {
         return response::not_found("no such build");
     }
+    let path = state.config.build_log_path(&record.id);
     // Streamed: a log of millions of lines is never held in memory whole.
-    match tokio::fs::File::open(state.config.build_log_path(&record.id)).await {
-        Ok(file) => response::text_stream(tokio_util::io::ReaderStream::new(file)),
-        // Queued builds have written nothing yet.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => response::text(StatusCode::OK, ""),
+    match response::log_file(&path, 0).await {
+        Ok(answer) => answer,
         Err(e) => {
             tracing::error!(build = %record.id, error = %e, "cannot read a build log");
             response::error(
@@ -187,10 +234,7 @@ pub async fn artifact(state: &AppState, name: &str) -> Response<Body> {
     }
     let path = state.config.artifacts_directory.join(name);
     match tokio::fs::File::open(&path).await {
-        Ok(file) => response::streamed(
-            tokio_util::io::ReaderStream::new(file),
-            "application/octet-stream",
-        ),
+        Ok(file) => response::file(file, "application/octet-stream"),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             response::not_found("no such artifact")
         }

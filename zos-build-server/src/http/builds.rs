@@ -1,7 +1,9 @@
 //! `/api/builds`: the JSON API for scripts and the terminal client.
 //!
-//! - `GET /api/builds[?name=owner/repo/branch][&limit=N]`: builds of any
-//!   status, newest first;
+//! - `GET /api/builds[?name=owner/repo/branch][&limit=N][&before=<id>]`:
+//!   builds of any status, newest first, a page of at most
+//!   [`MAX_PAGE`](super::MAX_PAGE); a `Link: <...>; rel="next"` header
+//!   gives the next page when there is one;
 //! - `GET /api/builds/<id>`: one build;
 //! - `GET /api/builds/<id>/log[?follow=1][&offset=N]`: its log, optionally
 //!   followed live;
@@ -21,6 +23,7 @@
 use super::push::is_repository_name;
 use super::response::{self, Body};
 use super::signature::same_secret;
+use super::MAX_PAGE;
 use crate::live::{read_log, LiveEvent};
 use crate::pipeline::builds_of;
 use crate::state::AppState;
@@ -42,8 +45,6 @@ use zos_build_core::{git, Enqueued};
 const CHUNK: u64 = 256 * 1024;
 /// How long a follower waits for news before looking at the file anyway.
 const POLL: Duration = Duration::from_secs(1);
-/// The most builds `GET /api/builds` lists at once.
-pub const MAX_LIMIT: u64 = 1000;
 /// The largest body of a write request.
 const MAX_REQUEST: usize = 64 * 1024;
 
@@ -55,29 +56,69 @@ fn internal(e: impl std::fmt::Display) -> Response<Body> {
     )
 }
 
-/// `GET /api/builds[?name=owner/repo/branch][&limit=N]` (default 25).
+/// `GET /api/builds[?name=owner/repo/branch][&limit=N][&before=<id>]`:
+/// `limit` (default 25, at most [`MAX_PAGE`]) builds older than build
+/// `before` (all when absent), with a `Link` to the next page if any.
 pub async fn list(state: &AppState, query: Option<&str>) -> Response<Body> {
     let mut name = None;
     let mut limit = views::HISTORY_LENGTH;
+    let mut before = None;
     for (key, value) in response::query_pairs(query) {
         match key {
             "name" => name = Some(percent_decode(value)),
             "limit" => match value.parse::<u64>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = n,
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => limit = n,
                 _ => {
                     return response::error(
                         StatusCode::BAD_REQUEST,
-                        format!("limit must be a number from 1 to {MAX_LIMIT}"),
+                        format!("limit must be a number from 1 to {MAX_PAGE}"),
                     )
                 }
             },
+            "before" => before = Some(value),
             _ => {}
         }
     }
-    match state.history.recent(name.as_deref(), limit).await {
-        Ok(records) => response::json(StatusCode::OK, &views::history_list(&records)),
+    if let Some(answer) = super::api::check_cursor(state, before).await {
+        return answer;
+    }
+    // One more than asked: whether a next page exists.
+    match state
+        .history
+        .page(name.as_deref(), false, before, limit + 1)
+        .await
+    {
+        Ok(mut records) => {
+            let more = records.len() as u64 > limit;
+            records.truncate(limit as usize);
+            let next = records.last().filter(|_| more).map(|last| {
+                let name = name
+                    .as_deref()
+                    .map(|name| format!("name={}&", percent_encode(name)))
+                    .unwrap_or_default();
+                format!("/api/builds?{name}limit={limit}&before={}", last.id)
+            });
+            response::with_next(
+                response::json(StatusCode::OK, &views::history_list(&records)),
+                next,
+            )
+        }
         Err(e) => internal(e),
     }
+}
+
+/// `value` as a query-string value: every byte but the unreserved ones and
+/// `/` as `%XX`.
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// `%2F` and friends, as a browser or curl may send a name.
@@ -320,8 +361,9 @@ pub async fn log(state: &Arc<AppState>, id: &str, query: Option<&str>) -> Respon
     };
     let path = state.config.build_log_path(&record.id);
     if !query.follow {
-        return match read_log(&path, query.offset, u64::MAX).await {
-            Ok(bytes) => response::text(StatusCode::OK, bytes),
+        // Streamed from the file: never held in memory whole.
+        return match response::log_file(&path, query.offset).await {
+            Ok(answer) => answer,
             Err(e) => {
                 tracing::error!(build = %record.id, error = %e, "cannot read a build log");
                 response::error(

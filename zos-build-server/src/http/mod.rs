@@ -3,7 +3,25 @@
 //!
 //! Thin on purpose: handlers read the request, call the history or the
 //! catalog, and shape the answer. The routes and their answers are listed in
-//! `docs/server-configuration.md` (endpoints) and the old service's reference.
+//! `docs/api.md`.
+//!
+//! The server faces anyone who can reach its port, so every way a client
+//! can hold on to its resources is bounded here, by name:
+//!
+//! - [`HEADER_READ_TIMEOUT`]: a request's head must arrive in full within
+//!   it, so a client that sends half a header and goes quiet (slowloris)
+//!   loses its connection; [`IDLE_TIMEOUT`]: a kept-alive connection with
+//!   no request is closed after it;
+//! - `max-connections` ([`crate::Config::max_connections`]): connections
+//!   served at once. Each holds a slot from a semaphore for as long as it
+//!   lives, a websocket or a followed log included; when none is free the
+//!   server stops accepting, so new connections wait in the kernel's
+//!   backlog and none that is open is ever dropped for it;
+//! - [`MAX_WEBSOCKET_MESSAGE`]: what a websocket client may send at once;
+//! - [`MAX_PAGE`]: builds in one answer of `/build/history/full` and
+//!   `/api/builds`;
+//! - files (logs, artifacts) are streamed in chunks, never read whole;
+//! - webhook and API request bodies have their own limits ([`MAX_BODY`]).
 
 mod api;
 mod builds;
@@ -15,23 +33,69 @@ mod webhook;
 mod ws;
 
 pub use push::is_repository_name;
+pub use push::{parse as parse_push, Push};
 pub use webhook::MAX_BODY;
+pub use ws::MAX_WEBSOCKET_MESSAGE;
 
 use crate::state::AppState;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use response::Body;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use webhook::Hook;
 use zos_build_core::CancellationToken;
 
-/// Accepts connections on `listener` until `shutdown` is cancelled.
+/// How long a client has to send a request's whole head (request line and
+/// headers), counted from when the connection starts waiting for it.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a kept-alive connection may stay idle between two requests.
+///
+/// hyper has no separate knob for it, and needs none: it starts the
+/// [`HEADER_READ_TIMEOUT`] clock as soon as a connection waits for the head
+/// of its next request, so an idle connection and a half-sent head are the
+/// same case and end after the same time. Websockets and followed logs are
+/// not idle in this sense (their response is still being sent) and are
+/// bounded by `max-connections` instead.
+pub const IDLE_TIMEOUT: Duration = HEADER_READ_TIMEOUT;
+
+/// The most builds one answer of `/build/history/full` or `/api/builds`
+/// holds; a larger `per_page` or `limit` is refused with 400.
+pub const MAX_PAGE: u64 = 500;
+
+/// A connection's slot of `max-connections`, carried in each request's
+/// extensions so that a websocket, which outlives its HTTP connection,
+/// keeps the slot until it closes. The slot frees when the last clone drops.
+#[derive(Clone)]
+struct ConnectionSlot {
+    _permit: Arc<OwnedSemaphorePermit>,
+}
+
+/// Accepts connections on `listener` until `shutdown` is cancelled, at most
+/// `max-connections` at once.
 pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(state.config.max_connections.max(1)));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
     loop {
+        // A free slot first: while there is none, nothing is accepted and
+        // new connections wait in the kernel's backlog.
+        let slot = tokio::select! {
+            () = shutdown.cancelled() => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => ConnectionSlot { _permit: Arc::new(slot) },
+                // The semaphore is never closed.
+                Err(_) => break,
+            },
+        };
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
@@ -47,13 +111,16 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: Cancel
         };
         let state = state.clone();
         let shutdown = shutdown.clone();
+        let builder = builder.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
+            let for_requests = slot.clone();
+            let service = service_fn(move |mut request: Request<Incoming>| {
                 let state = state.clone();
+                request.extensions_mut().insert(for_requests.clone());
                 async move { Ok::<_, std::convert::Infallible>(route(&state, request).await) }
             });
             // Upgrades: `/buildio` turns its connection into a websocket.
-            let connection = http1::Builder::new()
+            let connection = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
             tokio::pin!(connection);
@@ -66,9 +133,14 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: Cancel
                     connection.as_mut().await
                 }
             };
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            match result {
+                Err(e) if e.is_timeout() => {
+                    tracing::debug!(%peer, "connection closed: no request head within {HEADER_READ_TIMEOUT:?}")
+                }
+                Err(e) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
+                Ok(()) => {}
             }
+            drop(slot);
         });
     }
 }

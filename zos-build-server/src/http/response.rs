@@ -1,13 +1,23 @@
-//! Building responses: JSON, text, and the `{"status":"error"}` shape the old
-//! service answered its errors with.
+//! Building responses: JSON, text, streamed files, and the
+//! `{"status":"error"}` shape the old service answered its errors with.
+//!
+//! Files (logs, artifacts) are never read whole: they go out in
+//! [`FILE_CHUNK`] pieces, and hyper asks for the next piece only once its
+//! bounded write buffer has room, so a slow reader of a 2 GB log costs the
+//! server a few hundred KiB, not 2 GB.
 
 use bytes::Bytes;
 use futures_util::Stream;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, LINK};
 use hyper::{Response, StatusCode};
+use std::path::Path;
+
+/// Bytes read from a file at once when it is streamed: what a streamed
+/// response holds in memory besides hyper's write buffer.
+pub const FILE_CHUNK: usize = 64 * 1024;
 
 /// The body type of every response: a whole buffer for most routes, a stream
 /// for a followed log.
@@ -48,6 +58,42 @@ pub fn streamed(
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// `file`, from where it stands to its end, streamed in [`FILE_CHUNK`]
+/// pieces as `content_type`.
+pub fn file(file: tokio::fs::File, content_type: &'static str) -> Response<Body> {
+    streamed(
+        tokio_util::io::ReaderStream::with_capacity(file, FILE_CHUNK),
+        content_type,
+    )
+}
+
+/// The build log at `path` from byte `offset` to its current end, streamed
+/// as text; empty when the file does not exist (a queued build has written
+/// nothing yet) or ends before `offset`.
+pub async fn log_file(path: &Path, offset: u64) -> std::io::Result<Response<Body>> {
+    use tokio::io::AsyncSeekExt;
+    let mut log = match tokio::fs::File::open(path).await {
+        Ok(log) => log,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(text(StatusCode::OK, "")),
+        Err(e) => return Err(e),
+    };
+    if offset > 0 {
+        log.seek(std::io::SeekFrom::Start(offset)).await?;
+    }
+    Ok(file(log, "text/plain; charset=utf-8"))
+}
+
+/// `response` with a `Link: <next>; rel="next"` header when `next` (a path
+/// and query of this server) is given: where the following page is.
+pub fn with_next(mut response: Response<Body>, next: Option<String>) -> Response<Body> {
+    if let Some(value) =
+        next.and_then(|next| HeaderValue::from_str(&format!("<{next}>; rel=\"next\"")).ok())
+    {
+        response.headers_mut().insert(LINK, value);
+    }
     response
 }
 

@@ -21,11 +21,16 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::CONTENT_LENGTH;
 use hyper::{Request, Response, StatusCode};
+use std::time::Duration;
 use zos_build_core::Enqueued;
 
 /// The largest webhook body accepted (GitHub caps payloads at 25 MB, but a
 /// push payload of more than a few hundred kilobytes is not a push we build).
 pub const MAX_BODY: usize = 10 * 1024 * 1024;
+
+/// How long a webhook's body may take to arrive whole: a client sending a
+/// byte at a time holds a connection slot no longer than this.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The answer to a webhook when no `webhook-secret` is set.
 pub const UNSIGNED_REFUSED: &str = "webhook-secret is not set: unsigned webhooks are refused \
@@ -94,7 +99,14 @@ async fn receive(state: &AppState, request: Request<Incoming>) -> Result<Deliver
     }
     // Limited stops reading as soon as the total passes the limit, so a
     // chunked body without a length cannot make us buffer more.
-    let body = match Limited::new(body, MAX_BODY).collect().await {
+    let collected = tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, MAX_BODY).collect());
+    let Ok(collected) = collected.await else {
+        return Err(response::error(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the body did not arrive within {BODY_READ_TIMEOUT:?}"),
+        ));
+    };
+    let body = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
         Err(e) => {

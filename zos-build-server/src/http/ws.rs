@@ -12,8 +12,16 @@
 //! once and in order, only later, followed by the current `status` and
 //! `history`. Only lines that cannot be read back (a log removed meanwhile)
 //! are announced as lost, with `{"event": "lagged", "payload": {"id", "skipped"}}`.
+//!
+//! The client has nothing to say in this protocol, so what it sends is
+//! bounded tightly: a frame or message larger than [`MAX_WEBSOCKET_MESSAGE`]
+//! is refused as soon as its header announces it (it is never buffered),
+//! and its socket is closed with code 1009 (message too big). Other clients
+//! are untouched. A websocket keeps its connection's `max-connections` slot
+//! until it closes.
 
 use super::response::{self, Body};
+use super::ConnectionSlot;
 use crate::live::{line_frame, read_log, LiveEvent};
 use crate::state::AppState;
 use crate::views;
@@ -28,10 +36,17 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
+
+/// The largest message, and frame, a client may send: 64 KiB. tungstenite's
+/// defaults (64 MiB messages, 16 MiB frames) would let each client make the
+/// server buffer that much.
+pub const MAX_WEBSOCKET_MESSAGE: usize = 64 * 1024;
 
 /// Answers the upgrade request and serves the client on its own task.
 pub fn upgrade(state: &Arc<AppState>, mut request: Request<Incoming>) -> Response<Body> {
@@ -48,17 +63,26 @@ pub fn upgrade(state: &Arc<AppState>, mut request: Request<Incoming>) -> Respons
     };
     let accept = derive_accept_key(key.as_bytes());
     let upgrade = hyper::upgrade::on(&mut request);
+    // The connection's slot of `max-connections`, held while the socket lives.
+    let slot = request.extensions_mut().remove::<ConnectionSlot>();
     let state = state.clone();
     tokio::spawn(async move {
         match upgrade.await {
             Ok(upgraded) => {
-                let socket =
-                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
-                        .await;
+                let limits = WebSocketConfig::default()
+                    .max_message_size(Some(MAX_WEBSOCKET_MESSAGE))
+                    .max_frame_size(Some(MAX_WEBSOCKET_MESSAGE));
+                let socket = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(limits),
+                )
+                .await;
                 serve_client(state, socket).await;
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
+        drop(slot);
     });
     let mut answer = Response::new(response::full(Bytes::new()));
     *answer.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -238,6 +262,14 @@ async fn serve_client(state: Arc<AppState>, socket: Socket) {
                 return;
             }
             message = incoming.next() => match message {
+                // Over the limit, refused unread: say why (1009), then close.
+                Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, .. }))) => {
+                    tracing::debug!(size, "websocket client sent a message over the limit");
+                    let reason = format!("messages are limited to {MAX_WEBSOCKET_MESSAGE} bytes");
+                    let close = CloseFrame { code: CloseCode::Size, reason: reason.into() };
+                    let _ = client.outgoing.send(Message::Close(Some(close))).await;
+                    return;
+                }
                 // Pings are answered by tungstenite on the next flush; text
                 // from the client means nothing in this protocol.
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
