@@ -1,6 +1,14 @@
 //! Times and durations as the tables show them: UTC (the server's times are
 //! unix seconds; the client does not guess a time zone), and durations in
 //! the two largest units that matter (`1m05s`, `2h03m`).
+//!
+//! The calendar is `jiff`'s: dates are easy to get almost right by hand. The
+//! short durations stay hand-written: `humantime` writes every unit with
+//! spaces (`1m 5s`, `1h 2m 7s`), wider than a table column wants, and the
+//! tables and `follow`'s closing line are compared byte for byte.
+
+use jiff::tz::Offset;
+use jiff::Timestamp;
 
 /// A duration of `seconds`, short.
 pub fn duration(seconds: f64) -> String {
@@ -26,46 +34,40 @@ pub fn duration(seconds: f64) -> String {
     }
 }
 
-/// (year, month, day) of the day `days` after 1970-01-01, in the
-/// proleptic Gregorian calendar.
-fn civil_date(days: i64) -> (i64, u32, u32) {
-    // Count from 0000-03-01, so that the leap day is the last of its year,
-    // in whole 400-year cycles of 146,097 days.
-    let shifted = days + 719_468;
-    let cycle = shifted.div_euclid(146_097);
-    let day_of_cycle = shifted.rem_euclid(146_097);
-    let year_of_cycle =
-        (day_of_cycle - day_of_cycle / 1460 + day_of_cycle / 36_524 - day_of_cycle / 146_096) / 365;
-    let day_of_year =
-        day_of_cycle - (365 * year_of_cycle + year_of_cycle / 4 - year_of_cycle / 100);
-    // Months from March: 31, 30, 31, 30, 31, 31, 30, 31, 30, 31, 31, 28/29.
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
+/// A moment (unix seconds) in UTC: `HH:MM:SS` when it is on the same UTC
+/// day as `now`, `YYYY-MM-DD HH:MM` otherwise; `-` when it is not a time
+/// (not finite, or beyond jiff's years -9999 to 9999).
+pub fn moment(unix: f64, now: f64) -> String {
+    let Some(moment) = utc(unix) else {
+        return "-".to_string();
+    };
+    if utc(now).is_some_and(|now| now.date() == moment.date()) {
+        format!(
+            "{:02}:{:02}:{:02}",
+            moment.hour(),
+            moment.minute(),
+            moment.second()
+        )
     } else {
-        month_from_march - 9
-    } as u32;
-    let year = year_of_cycle + cycle * 400 + i64::from(month <= 2);
-    (year, month, day)
+        format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}",
+            moment.year(),
+            moment.month(),
+            moment.day(),
+            moment.hour(),
+            moment.minute()
+        )
+    }
 }
 
-/// A moment (unix seconds) in UTC: `HH:MM:SS` when it is on the same UTC
-/// day as `now`, `YYYY-MM-DD HH:MM` otherwise.
-pub fn moment(unix: f64, now: f64) -> String {
+/// The UTC civil time of `unix` seconds, to the second (rounded down).
+fn utc(unix: f64) -> Option<jiff::civil::DateTime> {
     if !unix.is_finite() {
-        return "-".to_string();
+        return None;
     }
-    let seconds = unix.floor() as i64;
-    let day = seconds.div_euclid(86_400);
-    let of_day = seconds.rem_euclid(86_400);
-    let (hour, minute, second) = (of_day / 3600, of_day / 60 % 60, of_day % 60);
-    if now.is_finite() && (now.floor() as i64).div_euclid(86_400) == day {
-        format!("{hour:02}:{minute:02}:{second:02}")
-    } else {
-        let (year, month, date) = civil_date(day);
-        format!("{year:04}-{month:02}-{date:02} {hour:02}:{minute:02}")
-    }
+    // `as` saturates; a saturated value is out of jiff's range and refused.
+    let timestamp = Timestamp::from_second(unix.floor() as i64).ok()?;
+    Some(Offset::UTC.to_datetime(timestamp))
 }
 
 /// Now, in unix seconds.
@@ -93,17 +95,22 @@ mod tests {
 
     #[test]
     fn dates_are_right_across_leap_years_and_eras() {
-        assert_eq!(civil_date(0), (1970, 1, 1));
-        assert_eq!(civil_date(-1), (1969, 12, 31));
-        assert_eq!(civil_date(11_016), (2000, 2, 29));
-        assert_eq!(civil_date(11_017), (2000, 3, 1));
-        assert_eq!(civil_date(19_782), (2024, 2, 29));
-        assert_eq!(civil_date(47_541), (2100, 3, 1), "2100 is not a leap year");
+        let date = |days: i64| moment(days as f64 * 86_400.0, f64::NAN);
+        assert_eq!(date(0), "1970-01-01 00:00");
+        assert_eq!(date(-1), "1969-12-31 00:00");
+        assert_eq!(date(11_016), "2000-02-29 00:00");
+        assert_eq!(date(11_017), "2000-03-01 00:00");
+        assert_eq!(date(19_782), "2024-02-29 00:00");
+        assert_eq!(date(47_541), "2100-03-01 00:00", "2100 is not a leap year");
         // Walking day by day from 1970 agrees with a naive calendar.
         let mut expected = (1970i64, 1u32, 1u32);
         for days in 0..200_000 {
-            assert_eq!(civil_date(days), expected, "day {days}");
             let (y, m, d) = expected;
+            assert_eq!(
+                date(days),
+                format!("{y:04}-{m:02}-{d:02} 00:00"),
+                "day {days}"
+            );
             let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
             let length = match m {
                 2 if leap => 29,
@@ -128,5 +135,8 @@ mod tests {
         assert_eq!(moment(t, t + 60.0), "12:34:56");
         assert_eq!(moment(t, t + 86_400.0), "2024-05-01 12:34");
         assert_eq!(moment(f64::INFINITY, t), "-");
+        assert_eq!(moment(1e300, t), "-", "beyond the calendar");
+        assert_eq!(moment(t + 0.9, t), "12:34:56", "rounded down");
+        assert_eq!(moment(-0.5, f64::NAN), "1969-12-31 23:59");
     }
 }

@@ -6,8 +6,14 @@
 //! text, byte for byte, so scripts and tests can compare it. The log's own
 //! escape sequences (a build's coloured compiler output) are passed through
 //! either way: they are part of the log.
+//!
+//! The styles are `anstyle` values rather than escape strings, so each says
+//! what it is (bold green) instead of what bytes it is. The choice of when to
+//! colour stays here, not in `anstream`: its guess reads other variables
+//! (`CLICOLOR`, `CLICOLOR_FORCE`) and this rule is documented and tested.
 
 use crate::builds::{Build, BuildStatus};
+use anstyle::{AnsiColor, Reset, Style};
 use std::ffi::OsStr;
 
 /// `--color`.
@@ -55,20 +61,20 @@ pub fn colour_for(choice: ColorChoice, stderr: bool) -> bool {
 }
 
 /// Resets every attribute.
-pub const RESET: &str = "\x1b[0m";
+pub const RESET: Reset = Reset;
 /// Faint.
-pub const DIM: &str = "\x1b[2m";
+pub const DIM: Style = Style::new().dimmed();
 /// Bold green.
-pub const GREEN: &str = "\x1b[1;32m";
+pub const GREEN: Style = AnsiColor::Green.on_default().bold();
 /// Bold red.
-pub const RED: &str = "\x1b[1;31m";
+pub const RED: Style = AnsiColor::Red.on_default().bold();
 /// Yellow.
-pub const YELLOW: &str = "\x1b[33m";
+pub const YELLOW: Style = AnsiColor::Yellow.on_default();
 /// Cyan.
-pub const CYAN: &str = "\x1b[36m";
+pub const CYAN: Style = AnsiColor::Cyan.on_default();
 
 /// `text` in `colour` when `on`, else `text` as is.
-pub fn paint(text: &str, colour: &str, on: bool) -> String {
+pub fn paint(text: &str, colour: Style, on: bool) -> String {
     if on {
         format!("{colour}{text}{RESET}")
     } else {
@@ -77,7 +83,7 @@ pub fn paint(text: &str, colour: &str, on: bool) -> String {
 }
 
 /// The colour of a status in tables and verdicts.
-pub fn status_colour(status: &BuildStatus) -> &'static str {
+pub fn status_colour(status: &BuildStatus) -> Style {
     match status {
         BuildStatus::Success => GREEN,
         BuildStatus::Error => RED,
@@ -102,10 +108,9 @@ pub fn paint_log(lines: &[u8]) -> Vec<u8> {
             };
             // Reset first: a build line that left a colour open must not
             // tint the service's line.
-            out.extend_from_slice(RESET.as_bytes());
-            out.extend_from_slice(DIM.as_bytes());
+            out.extend_from_slice(format!("{RESET}{DIM}").as_bytes());
             out.extend_from_slice(text);
-            out.extend_from_slice(RESET.as_bytes());
+            out.extend_from_slice(RESET.to_string().as_bytes());
             out.extend_from_slice(end);
         } else {
             out.extend_from_slice(line);
@@ -154,9 +159,14 @@ pub fn verdict_line(build: &Build, colour: bool) -> String {
 
 /// A colour for a build's name in `follow --all`, the same for the same
 /// name on every run.
-pub fn name_colour(name: &str) -> &'static str {
-    const PALETTE: [&str; 6] = [
-        "\x1b[36m", "\x1b[35m", "\x1b[34m", "\x1b[33m", "\x1b[32m", "\x1b[96m",
+pub fn name_colour(name: &str) -> Style {
+    const PALETTE: [AnsiColor; 6] = [
+        AnsiColor::Cyan,
+        AnsiColor::Magenta,
+        AnsiColor::Blue,
+        AnsiColor::Yellow,
+        AnsiColor::Green,
+        AnsiColor::BrightCyan,
     ];
     // FNV-1a: stable across runs and platforms, unlike the std hasher.
     let mut hash: u32 = 0x811c_9dc5;
@@ -164,7 +174,7 @@ pub fn name_colour(name: &str) -> &'static str {
         hash ^= u32::from(byte);
         hash = hash.wrapping_mul(0x0100_0193);
     }
-    PALETTE[hash as usize % PALETTE.len()]
+    PALETTE[hash as usize % PALETTE.len()].on_default()
 }
 
 #[cfg(test)]
@@ -222,7 +232,19 @@ mod tests {
         );
         let cancelled = build(json!({"id": "c3", "status": "cancelled"}));
         assert_eq!(verdict_line(&cancelled, false), "✘ build c3 was cancelled");
-        assert!(verdict_line(&failed, true).starts_with(RED));
+        assert!(verdict_line(&failed, true).starts_with(&RED.to_string()));
+    }
+
+    #[test]
+    fn styles_are_the_plain_ansi_sequences() {
+        assert_eq!(RESET.to_string(), "\x1b[0m");
+        assert_eq!(DIM.to_string(), "\x1b[2m");
+        assert_eq!(GREEN.to_string(), "\x1b[1m\x1b[32m");
+        assert_eq!(RED.to_string(), "\x1b[1m\x1b[31m");
+        assert_eq!(YELLOW.to_string(), "\x1b[33m");
+        assert_eq!(CYAN.to_string(), "\x1b[36m");
+        assert_eq!(paint("x", CYAN, true), "\x1b[36mx\x1b[0m");
+        assert_eq!(paint("x", CYAN, false), "x");
     }
 
     #[test]

@@ -298,11 +298,11 @@ mod tests {
         let coloured = render(&builds(), Some(120), NOW, true);
         assert!(coloured.contains(&format!("{}success{}", style::GREEN, style::RESET)));
         let stripped = coloured
-            .replace(style::GREEN, "")
-            .replace(style::RED, "")
-            .replace(style::CYAN, "")
-            .replace(style::DIM, "")
-            .replace(style::RESET, "");
+            .replace(&style::GREEN.to_string(), "")
+            .replace(&style::RED.to_string(), "")
+            .replace(&style::CYAN.to_string(), "")
+            .replace(&style::DIM.to_string(), "")
+            .replace(&style::RESET.to_string(), "");
         assert_eq!(stripped, plain);
     }
 

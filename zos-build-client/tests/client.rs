@@ -4,8 +4,7 @@
 //! builds in Docker with the busybox test image, and the client run as a
 //! separate process, the way a person runs it (stdout a pipe, so plain text).
 
-#[path = "../../zos-build-server/tests/support/mod.rs"]
-mod support;
+use zos_build_testkit::server as support;
 
 use serde_json::Value;
 use std::net::SocketAddr;

@@ -5,8 +5,7 @@
 //!
 //! Rounds alternate ours and docker's so that drift of the machine hits both.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+use zos_build_testkit::docker as common;
 
 use std::time::{Duration, Instant};
 use zos_build_core::sink::{BroadcastSink, FanOut, FileSink, Followed};

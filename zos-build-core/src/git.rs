@@ -17,6 +17,7 @@
 //! URL cannot make git run a command (`ext::`) or read local files when the
 //! base is remote. Credentials in URLs never appear in errors.
 
+use crate::names::CommitId;
 use crate::redact::redact_credentials;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -142,10 +143,9 @@ impl Git {
     /// Fetches `commit` of `url` into `dest` (created; must not exist or be
     /// empty) and checks it out detached. `dest` keeps a shallow `.git`.
     pub async fn fetch_commit(&self, url: &str, commit: &str, dest: &Path) -> Result<(), GitError> {
-        if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(GitError::InvalidCommit(commit.to_string()));
-        }
-        let commit = commit.to_ascii_lowercase();
+        let commit = CommitId::parse(commit)
+            .map_err(|_| GitError::InvalidCommit(commit.to_string()))?
+            .to_string();
         tokio::fs::create_dir_all(dest)
             .await
             .map_err(|source| GitError::Directory {
@@ -198,7 +198,7 @@ impl Git {
             .filter_map(|line| line.split_once('\t'))
             .find(|(_, name)| *name == reference)
             .map(|(commit, _)| commit.to_string())
-            .filter(|commit| commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()))
+            .filter(|commit| CommitId::parse(commit).is_ok())
             .ok_or_else(|| GitError::NoSuchRef {
                 url: redact_credentials(url),
                 reference: reference.to_string(),
@@ -228,7 +228,7 @@ impl Git {
             .filter_map(|line| line.split_once('\t'))
             .find(|(_, name)| *name == "HEAD")
             .map(|(commit, _)| commit.to_string())
-            .filter(|commit| commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()))
+            .filter(|commit| CommitId::parse(commit).is_ok())
             .ok_or_else(no_head)?;
         Ok((branch, commit))
     }

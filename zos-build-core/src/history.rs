@@ -14,6 +14,17 @@
 //! A push is recorded with [`History::enqueue`], which checks the webhook's
 //! delivery id and inserts the push's builds in one transaction: a delivery
 //! seen before inserts nothing, however close the two deliveries arrive.
+//!
+//! The database carries a schema version, and [`History::open`] upgrades an
+//! older one in place (see [`migrations`]: every schema change is a
+//! migration, tested from the version before it); a newer one is refused.
+//! Builds of the old service come in through [`History::import`], read from
+//! its database by [`legacy`].
+
+pub mod legacy;
+pub mod migrations;
+
+pub use migrations::SCHEMA_VERSION;
 
 use rusqlite::{params, Connection, Row};
 use std::path::{Path, PathBuf};
@@ -170,6 +181,73 @@ pub struct BuildRecord {
     pub container_id: Option<String>,
 }
 
+/// A finished build of another service (the old autobuilder), recorded
+/// with its own id by [`History::import`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImportedBuild {
+    /// Its id there, kept so that links to it keep working; it must pass
+    /// [`is_valid_build_id`].
+    pub id: String,
+    /// `owner/repo/branch`, or `Configuration reloader`.
+    pub name: String,
+    /// `owner/repo`, or empty when unknown.
+    pub repository: String,
+    /// The branch, or empty when unknown.
+    pub branch: String,
+    /// The commit built, or empty when unknown.
+    pub commit: String,
+    /// The push's `commits` array, as JSON text (`[]` when there is none).
+    pub commits: String,
+    /// The artifact's extra name part.
+    pub tag: Option<String>,
+    /// The image the script ran in, or empty when unknown.
+    pub baseimage: String,
+    /// The script, or empty when unknown.
+    pub script: String,
+    /// How it ended: a finished status.
+    pub status: BuildStatus,
+    /// When it was recorded (unix seconds).
+    pub queued: i64,
+    /// When it started (unix seconds).
+    pub started: Option<i64>,
+    /// When it ended (unix seconds).
+    pub ended: Option<i64>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The published artifact's name.
+    pub artifact: Option<String>,
+}
+
+impl ImportedBuild {
+    /// Build `id` named `name`, ended with `status`, recorded at `queued`;
+    /// every other field empty.
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        status: BuildStatus,
+        queued: i64,
+    ) -> ImportedBuild {
+        ImportedBuild {
+            id: id.into(),
+            name: name.into(),
+            repository: String::new(),
+            branch: String::new(),
+            commit: String::new(),
+            commits: "[]".into(),
+            tag: None,
+            baseimage: String::new(),
+            script: String::new(),
+            status,
+            queued,
+            started: None,
+            ended: None,
+            error: None,
+            artifact: None,
+        }
+    }
+}
+
 /// What [`History::enqueue`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Enqueued {
@@ -282,6 +360,32 @@ pub enum HistoryError {
         /// What the row holds.
         status: String,
     },
+    /// The database was written by a newer version of zos-build (its schema
+    /// version is past [`SCHEMA_VERSION`]); it was left unchanged.
+    #[error(
+        "build history {} has schema version {found}, newer than this zos-build supports \
+         (up to {supported}): a newer zos-build wrote it; it was left unchanged. Run that \
+         version, or restore the backup made before the upgrade",
+        path.display()
+    )]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: i64,
+        /// The newest version this code knows.
+        supported: u32,
+    },
+    /// [`History::import`] was given a build it cannot record as it is.
+    #[error("build history {}: cannot import build {id:?}: {reason}", path.display())]
+    InvalidImport {
+        /// The database file.
+        path: PathBuf,
+        /// The build's id, as given.
+        id: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The blocking task running the query did not finish (the runtime shut down).
     #[error("build history task failed: {0}")]
     Task(String),
@@ -289,35 +393,6 @@ pub enum HistoryError {
 
 /// The message given to builds found running at start-up.
 pub const INTERRUPTED: &str = "interrupted by restart";
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS builds (
-    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
-    id           TEXT NOT NULL UNIQUE,
-    name         TEXT NOT NULL,
-    repository   TEXT NOT NULL,
-    branch       TEXT NOT NULL,
-    commit_sha   TEXT NOT NULL,
-    commits      TEXT NOT NULL,
-    tag          TEXT,
-    baseimage    TEXT NOT NULL,
-    script       TEXT NOT NULL,
-    status       TEXT NOT NULL,
-    queued       INTEGER NOT NULL,
-    started      INTEGER,
-    ended        INTEGER,
-    error        TEXT,
-    artifact     TEXT,
-    delivery_id  TEXT,
-    container_id TEXT
-);
-CREATE INDEX IF NOT EXISTS builds_by_name ON builds(name, seq);
-CREATE INDEX IF NOT EXISTS builds_by_status ON builds(status, seq);
-CREATE TABLE IF NOT EXISTS deliveries (
-    delivery_id TEXT PRIMARY KEY,
-    received    INTEGER NOT NULL
-);
-";
 
 const COLUMNS: &str = "id, name, repository, branch, commit_sha, commits, tag, baseimage, script, \
      status, queued, started, ended, error, artifact, delivery_id, container_id";
@@ -488,6 +563,90 @@ impl History {
             }
             tx.commit().map_err(query("commit a push"))?;
             Ok(Enqueued::Queued(records))
+        })
+        .await
+    }
+
+    /// Records a finished build of another service with its own id; false
+    /// (and nothing changed) when a build with that id is recorded already,
+    /// so an import can run again.
+    ///
+    /// The build is recorded as older than every build recorded so far (it
+    /// comes before them in every list, and is never the latest of its
+    /// branch): import the newest first, and a history is recorded in its
+    /// own order, before the builds this server made.
+    ///
+    /// Refused ([`HistoryError::InvalidImport`]) when the id is not a valid
+    /// build id or the status is not a finished one: an imported build is
+    /// never resumed or run.
+    pub async fn import(&self, build: ImportedBuild) -> Result<bool, HistoryError> {
+        let invalid = if !is_valid_build_id(&build.id) {
+            Some("not a valid build id")
+        } else if !build.status.is_finished() {
+            Some("only finished builds can be imported")
+        } else {
+            None
+        };
+        if let Some(reason) = invalid {
+            return Err(HistoryError::InvalidImport {
+                path: self.path.clone(),
+                id: build.id,
+                reason,
+            });
+        }
+        let action = format!("import build {}", build.id);
+        self.with(action.clone(), move |connection, path| {
+            let query = |source| HistoryError::Query {
+                path: path.to_path_buf(),
+                action: action.clone(),
+                source,
+            };
+            let tx = connection.transaction().map_err(query)?;
+            let present: bool = tx
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM builds WHERE id = ?1)",
+                    [&build.id],
+                    |row| row.get(0),
+                )
+                .map_err(query)?;
+            if present {
+                return Ok(false);
+            }
+            // Below every seq so far (0 and negative seqs are valid rowids;
+            // AUTOINCREMENT goes on counting up from the largest).
+            let seq: i64 = tx
+                .query_row(
+                    "SELECT MIN(COALESCE(MIN(seq), 1), 1) - 1 FROM builds",
+                    [],
+                    |row| row.get(0),
+                )
+                .map_err(query)?;
+            tx.execute(
+                "INSERT INTO builds (seq, id, name, repository, branch, commit_sha, commits, tag, \
+                 baseimage, script, status, queued, started, ended, error, artifact) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                params![
+                    seq,
+                    build.id,
+                    build.name,
+                    build.repository,
+                    build.branch,
+                    build.commit,
+                    build.commits,
+                    build.tag,
+                    build.baseimage,
+                    build.script,
+                    build.status.as_str(),
+                    build.queued,
+                    build.started,
+                    build.ended,
+                    build.error,
+                    build.artifact,
+                ],
+            )
+            .map_err(query)?;
+            tx.commit().map_err(query)?;
+            Ok(true)
         })
         .await
     }
@@ -807,16 +966,21 @@ fn open_blocking(path: &Path) -> Result<Connection, HistoryError> {
             source,
         })?;
     }
-    let connection = Connection::open(path).map_err(open_error)?;
+    let mut connection = Connection::open(path).map_err(open_error)?;
+    connection
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(open_error)?;
+    // Before anything is written, not even the journal mode: a database of
+    // a newer version is left exactly as it is.
+    migrations::refuse_newer(&connection, path, SCHEMA_VERSION)?;
     // WAL: readers never wait for the writer, and a commit is durable once
     // it is in the log. NORMAL sync is safe in WAL mode against a process
     // crash (kill -9); only a power loss can lose the last commits.
     connection
         .pragma_update(None, "journal_mode", "WAL")
         .and_then(|_| connection.pragma_update(None, "synchronous", "NORMAL"))
-        .and_then(|_| connection.busy_timeout(std::time::Duration::from_secs(5)))
-        .and_then(|_| connection.execute_batch(SCHEMA))
         .map_err(open_error)?;
+    migrations::migrate(&mut connection, path)?;
     Ok(connection)
 }
 
@@ -1349,12 +1513,124 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn imported_builds_keep_their_id_once_and_come_before_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = History::open(dir.path().join("h.db")).await.unwrap();
+        let native = queued(
+            history
+                .enqueue(None, vec![build("master", "a.sh")])
+                .await
+                .unwrap(),
+        );
+        let old = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
+        let older = "0a1b2c3d-4f89-11d3-9a0c-0305e82c3301";
+        let mut newest = ImportedBuild::new(old, "owner/repo/master", BuildStatus::Error, 200);
+        newest.repository = "owner/repo".into();
+        newest.branch = "master".into();
+        newest.commit = "0123456789abcdef0123456789abcdef01234567".into();
+        newest.commits = r#"[{"id":"0123"}]"#.into();
+        newest.tag = Some("tools".into());
+        newest.baseimage = "ubuntu:16.04".into();
+        newest.started = Some(200);
+        newest.ended = Some(260);
+        newest.error = Some("artifact not found".into());
+        newest.artifact = Some("x.tar.gz".into());
+        // Newest first, as an import reads them.
+        assert!(history.import(newest.clone()).await.unwrap());
+        let oldest = ImportedBuild::new(older, "owner/repo/master", BuildStatus::Success, 100);
+        assert!(history.import(oldest.clone()).await.unwrap());
+        // Again: nothing changes.
+        let mut changed = newest.clone();
+        changed.status = BuildStatus::Success;
+        assert!(!history.import(changed).await.unwrap());
+
+        let got = history.get(old).await.unwrap().unwrap();
+        assert_eq!(
+            got,
+            BuildRecord {
+                id: old.into(),
+                name: "owner/repo/master".into(),
+                repository: "owner/repo".into(),
+                branch: "master".into(),
+                commit: "0123456789abcdef0123456789abcdef01234567".into(),
+                commits: r#"[{"id":"0123"}]"#.into(),
+                tag: Some("tools".into()),
+                baseimage: "ubuntu:16.04".into(),
+                script: String::new(),
+                status: BuildStatus::Error,
+                queued: 200,
+                started: Some(200),
+                ended: Some(260),
+                error: Some("artifact not found".into()),
+                artifact: Some("x.tar.gz".into()),
+                delivery_id: None,
+                container_id: None,
+            }
+        );
+        // The build this server made stays the newest, and the latest of its
+        // branch; the imported ones follow in their own order.
+        let order: Vec<String> = history
+            .recent(None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(order, [native[0].id.as_str(), old, older]);
+        assert_eq!(
+            history
+                .latest_for_name("owner/repo/master")
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            native[0].id
+        );
+        // And a build recorded after the import is newer than all of them.
+        let later = queued(
+            history
+                .enqueue(None, vec![build("master", "b.sh")])
+                .await
+                .unwrap(),
+        );
+        assert_eq!(history.recent(None, 1).await.unwrap(), later);
+        assert!(history.queued().await.unwrap().iter().all(|r| r.id != old));
+    }
+
+    #[tokio::test]
+    async fn an_import_that_could_run_or_escape_its_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = History::open(dir.path().join("h.db")).await.unwrap();
+        for (id, status) in [
+            ("../../etc/x", BuildStatus::Success),
+            ("", BuildStatus::Error),
+            ("3f2504e0-4f89-11d3-9a0c-0305e82c3301", BuildStatus::Queued),
+            (
+                "3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+                BuildStatus::Building,
+            ),
+        ] {
+            let err = history
+                .import(ImportedBuild::new(id, "n", status, 1))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, HistoryError::InvalidImport { id: named, .. } if named == id),
+                "{err:?}"
+            );
+        }
+        assert!(history.recent(None, 10).await.unwrap().is_empty());
+    }
+
     #[test]
     fn build_ids_are_checked_before_use_in_paths() {
         assert!(is_valid_build_id(&new_id()));
         assert!(!is_valid_build_id("../etc"));
         assert!(!is_valid_build_id(""));
         assert!(!is_valid_build_id("abc/def"));
+        // The old service's ids are uuids: kept as they are when imported.
+        assert!(is_valid_build_id("3f2504e0-4f89-11d3-9a0c-0305e82c3301"));
         assert_ne!(new_id(), new_id());
     }
 }

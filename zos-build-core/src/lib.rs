@@ -16,7 +16,7 @@
 //!   or, when it could not be carried out at all, a [`BuildError`];
 //! - a [`History`] records every build in an SQLite file, so that the
 //!   history and the queue survive restarts;
-//! - [`git::fetch_commit`] fetches exactly the pushed commit, [`artifact_name()`]
+//! - [`git::Git::fetch_commit`] fetches exactly the pushed commit, [`artifact_name()`]
 //!   names the result, and a [`Publisher`] puts it where it is served.
 //!
 //! The parser of the configuration repository (crate `zos-flist-config`) is
@@ -31,6 +31,7 @@ mod executor;
 pub mod git;
 pub mod history;
 pub mod log;
+pub mod names;
 mod outcome;
 pub mod publish;
 pub mod redact;
@@ -45,6 +46,7 @@ pub use history::{
     BuildRecord, BuildStatus, BuildUpdate, Enqueued, History, HistoryError, NewBuild,
 };
 pub use log::{LogEvent, LogStream};
+pub use names::{CommitId, NameError, RepositoryName};
 pub use outcome::{BuildOutcome, Termination};
 pub use publish::{LocalPublisher, PublishError, Published, Publisher};
 pub use sink::{LogSink, SinkError};

@@ -3,7 +3,7 @@
 //! Every test runs real containers from the busybox test image and ends by
 //! asserting that no container of its build is left.
 
-mod common;
+use zos_build_testkit::docker as common;
 
 use async_trait::async_trait;
 use common::{assert_no_container, build_id, containers_of, executor, IMAGE};

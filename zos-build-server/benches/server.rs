@@ -4,7 +4,7 @@
 //! cargo bench -p zos-build-server --bench server
 //!
 //! The real `zos-build-server` binary (bench profile) is started with a
-//! configuration file, as in the end-to-end tests (`tests/support`): a
+//! configuration file, as in the end-to-end tests (`zos_build_testkit::server`): a
 //! temporary data directory, a local configuration repository tracking
 //! `acme/widget`, a `file://` git base URL, a webhook secret and the busybox
 //! test image. Then, on loopback only:
@@ -25,8 +25,7 @@
 //! Everything is bounded: wrk runs for a fixed time, every wait has a
 //! deadline, and the server is stopped with SIGTERM on every way out.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use zos_build_testkit::server as support;
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};

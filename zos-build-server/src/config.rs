@@ -128,10 +128,11 @@ struct RawConfig {
     keep_builds_per_branch: Option<Value>,
     sweep_interval: Option<Value>,
     docker_wait: Option<Value>,
+    log_format: Option<Value>,
 }
 
 /// Every key, in documentation order, with its slot in [`RawConfig`].
-fn slots(raw: &mut RawConfig) -> [(&'static str, &mut Option<Value>); 32] {
+fn slots(raw: &mut RawConfig) -> [(&'static str, &mut Option<Value>); 33] {
     [
         ("data-directory", &mut raw.data_directory),
         ("logs-directory", &mut raw.logs_directory),
@@ -171,6 +172,7 @@ fn slots(raw: &mut RawConfig) -> [(&'static str, &mut Option<Value>); 32] {
         ("keep-builds-per-branch", &mut raw.keep_builds_per_branch),
         ("sweep-interval", &mut raw.sweep_interval),
         ("docker-wait", &mut raw.docker_wait),
+        ("log-format", &mut raw.log_format),
     ]
 }
 
@@ -197,6 +199,16 @@ pub enum OnShutdown {
     /// Let them run to their end, starting nothing new: a restart that
     /// loses no work, as long as the builds take.
     Finish,
+}
+
+/// The form of the server's own log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines, coloured on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 /// The server's settings, checked.
@@ -269,6 +281,8 @@ pub struct Config {
     pub sweep_interval: Duration,
     /// How long a build waits for an unreachable Docker daemon.
     pub docker_wait: Duration,
+    /// The form of the server's own log.
+    pub log_format: LogFormat,
 }
 
 /// Secrets are never printed: `Debug` (and so `--check-config`) shows
@@ -321,6 +335,7 @@ impl std::fmt::Debug for Config {
             .field("keep_builds_per_branch", &self.keep_builds_per_branch)
             .field("sweep_interval", &self.sweep_interval)
             .field("docker_wait", &self.docker_wait)
+            .field("log_format", &self.log_format)
             .finish()
     }
 }
@@ -510,6 +525,16 @@ impl Config {
             docker_wait: v
                 .duration("docker-wait", raw.docker_wait)?
                 .unwrap_or(DEFAULT_DOCKER_WAIT),
+            log_format: match v.string("log-format", raw.log_format)?.as_deref() {
+                None | Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(other) => {
+                    return Err(v.invalid(
+                        "log-format",
+                        format!("expected text or json, found {other:?}"),
+                    ))
+                }
+            },
         };
         Ok(config)
     }
@@ -844,53 +869,51 @@ impl Values<'_> {
     }
 }
 
-/// `2700`, `45m`, `1h30m`, `90s`, `1h 5m 10s`.
+/// `2700`, `45m`, `1h30m`, `90s`, `1h 5m 10s`: whole seconds, or hours,
+/// minutes and seconds read by `humantime`.
+///
+/// Two rules on top of humantime: a plain number is seconds, as in the old
+/// service's settings (humantime alone wants a unit); and the units are the
+/// documented `h`, `m` and `s` only. humantime would also take `M` (its
+/// month) and names such as `minutes`, and in a file where `512M` is a size,
+/// `45M` is far more likely a slip for minutes than a wish for 45 months.
 fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     if let Ok(seconds) = text.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
-    let mut total: u64 = 0;
-    let mut number = String::new();
-    let mut any = false;
-    for c in text.chars() {
-        match c {
-            '0'..='9' => number.push(c),
-            'h' | 'm' | 's' => {
-                let n: u64 = number.parse().ok()?;
-                let unit = match c {
-                    'h' => 3600,
-                    'm' => 60,
-                    _ => 1,
-                };
-                total = total.checked_add(n.checked_mul(unit)?)?;
-                number.clear();
-                any = true;
-            }
-            ' ' if number.is_empty() => {}
-            _ => return None,
-        }
+    let documented_units = text
+        .split(|c: char| !c.is_alphabetic())
+        .all(|unit| matches!(unit, "" | "h" | "m" | "s"));
+    if !documented_units {
+        return None;
     }
-    (any && number.is_empty()).then(|| Duration::from_secs(total))
+    humantime::parse_duration(text).ok()
 }
 
-/// `1073741824`, `512M`, `16G`, `16GiB`, `2g` (binary units).
+/// `1073741824`, `512M`, `16G`, `16GiB`, `2 g`, `1.5G`: binary units.
+///
+/// `bytesize` reads `16G` as 16·10⁹ bytes (SI), while here, as in the old
+/// service and in Docker's own `--memory 16g`, `16G` means 16 GiB. So the
+/// unit is first rewritten to its binary name (`G`, `GB` and `GiB` all become
+/// `GiB`), and bytesize parses the result. bytesize saturates where the
+/// product overflows; that maximum is refused rather than taken as a limit.
 fn parse_bytes(text: &str) -> Option<u64> {
     let text = text.trim();
     let split = text
-        .find(|c: char| !c.is_ascii_digit())
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
+    let unit = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => "B",
+        "k" | "kb" | "kib" => "KiB",
+        "m" | "mb" | "mib" => "MiB",
+        "g" | "gb" | "gib" => "GiB",
+        "t" | "tb" | "tib" => "TiB",
         _ => return None,
     };
-    n.checked_mul(factor)
+    let size: bytesize::ByteSize = format!("{number}{unit}").parse().ok()?;
+    (size.as_u64() != u64::MAX).then_some(size.as_u64())
 }
 
 #[cfg(test)]
@@ -1066,6 +1089,7 @@ on-shutdown: finish
             ("container-name-prefix: \"-x\"\n", "container-name-prefix"),
             ("webhook-secret: \"\"\n", "webhook-secret"),
             ("github-token: [a, b]\n", "github-token"),
+            ("log-format: xml\n", "log-format"),
         ] {
             let (got, message) = invalid_key(yaml(text));
             assert_eq!(got, key, "{text}: {message}");
@@ -1083,6 +1107,10 @@ on-shutdown: finish
         assert_eq!(parse_duration("5"), Some(Duration::from_secs(5)));
         assert_eq!(parse_duration("5x"), None);
         assert_eq!(parse_duration("5m3"), None);
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("45M"), None, "not months");
+        assert_eq!(parse_duration("45 minutes"), None);
+        assert_eq!(parse_duration(""), None);
         assert_eq!(
             yaml("maximum-execution-time: 30s\n")
                 .unwrap()
@@ -1099,6 +1127,11 @@ on-shutdown: finish
         assert_eq!(parse_bytes("2 g"), Some(2 << 30));
         assert_eq!(parse_bytes("G"), None);
         assert_eq!(parse_bytes("99999999999999T"), None);
+        assert_eq!(parse_bytes("16G"), Some(16 << 30), "binary, not SI");
+        assert_eq!(parse_bytes("16 GB"), Some(16 << 30));
+        assert_eq!(parse_bytes("1.5G"), Some(3 << 29));
+        assert_eq!(parse_bytes("-1G"), None);
+        assert_eq!(parse_bytes("16X"), None);
     }
 
     #[test]

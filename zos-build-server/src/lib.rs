@@ -4,6 +4,8 @@
 //! The binary (`main.rs`) only parses arguments and wires these modules:
 //!
 //! - [`config`]: the settings, from a YAML file, the environment and defaults;
+//! - [`logging`]: the server's own log (text or JSON, colours on a terminal);
+//! - [`catalog`]: the tracked branches, swapped whole on a reload;
 //! - [`server`]: start-up (history, catalog, Docker, listener) and shutdown;
 //! - [`pipeline`]: the scheduler that runs queued builds;
 //! - [`reloader`]: the configuration repository, loaded at start-up and on push;
@@ -14,15 +16,23 @@
 //! - [`metrics`]: the `/metrics` figures;
 //! - [`views`]: the JSON shapes of builds, for the routes and the websocket;
 //! - [`http`]: the routes: webhooks in; status, history, logs, the
-//!   websocket and the monitor page out.
+//!   websocket and the monitor page out;
+//! - [`legacy`]: `import-legacy`, the old service's history brought in.
+//!
+//! Imports go one way, `http → state → {pipeline, reloader} → {live,
+//! catalog, config}`, and this crate root is the one place where what
+//! `server` prepares is handed to `http` (see `tests/layering.rs`).
 //!
 //! Everything reusable outside HTTP (executing builds, fetching sources,
 //! publishing, the history store) lives in `zos-build-core`; this crate adds
 //! what is specific to serving it.
 
+pub mod catalog;
 pub mod config;
 pub mod http;
+pub mod legacy;
 pub mod live;
+pub mod logging;
 pub mod metrics;
 pub mod pipeline;
 pub mod reloader;
@@ -33,5 +43,33 @@ pub mod views;
 
 pub use config::{Config, ConfigError};
 pub use pipeline::Scheduler;
-pub use server::{start, start_without_builds, RunningServer, StartError};
+pub use server::{RunningServer, StartError};
+
+/// Opens the history, loads the catalog, connects to Docker (sweeping the
+/// containers and work directories a previous run left), binds, resumes
+/// queued builds and starts serving.
+///
+/// The crate root is where the layers are wired: `server` prepares the
+/// state below HTTP, and only here is it handed to `http`.
+pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    Ok(serve(server::prepare(config, true, http::frames).await?))
+}
+
+/// Like [`start`], but runs no build: pushes are only recorded as `queued`
+/// and Docker is never contacted. For tests of the HTTP layer, which drive
+/// the history themselves, and for a read-only view of a history.
+pub async fn start_without_builds(config: Config) -> Result<RunningServer, StartError> {
+    Ok(serve(server::prepare(config, false, http::frames).await?))
+}
+
+fn serve(prepared: server::Prepared) -> RunningServer {
+    let server::Prepared {
+        address,
+        listener,
+        state,
+    } = prepared;
+    let task = tokio::spawn(http::serve(listener, state.clone(), state.shutdown.clone()));
+    tracing::info!(%address, "listening");
+    RunningServer::new(address, state, task)
+}
 pub use state::AppState;

@@ -83,11 +83,28 @@ struct Shared {
     history: Mutex<Option<Bytes>>,
 }
 
+/// Renders the `status` and `history` frames of the feed and publishes
+/// them with [`Live::publish`].
+#[async_trait]
+pub trait Frames: Send + Sync {
+    /// Publishes a fresh `status` frame, and a `history` frame when
+    /// `history_changed`.
+    async fn render(&self, live: &Live, history_changed: bool);
+}
+
 /// The service's live feed.
-#[derive(Debug)]
 pub struct Live {
     sender: broadcast::Sender<LiveEvent>,
     shared: Arc<Shared>,
+    frames: Mutex<Option<Arc<dyn Frames>>>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live")
+            .field("subscribers", &self.sender.receiver_count())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Live {
@@ -107,6 +124,7 @@ impl Live {
         Live {
             sender,
             shared: Arc::default(),
+            frames: Mutex::new(None),
         }
     }
 
@@ -124,6 +142,24 @@ impl Live {
             LiveEvent::Line { .. } => {}
         }
         let _ = self.sender.send(event);
+    }
+
+    /// Says that what the `status` frame shows changed (and the `history`
+    /// frame's too, when `history`), and returns once the frames are
+    /// published. The scheduler and the reloader call it; the frames are
+    /// rendered by the [`Frames`] the HTTP layer installed, which owns the
+    /// JSON shapes. Before one is installed, nothing is rendered (a client
+    /// connecting later gets frames made from the history).
+    pub async fn changed(&self, history: bool) {
+        let frames = lock(&self.frames).clone();
+        if let Some(frames) = frames {
+            frames.render(self, history).await;
+        }
+    }
+
+    /// Installs what renders the `status` and `history` frames.
+    pub fn render_with(&self, frames: Arc<dyn Frames>) {
+        *lock(&self.frames) = Some(frames);
     }
 
     /// The latest `history` and `status` frames published, if any.

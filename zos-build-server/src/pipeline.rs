@@ -33,16 +33,16 @@
 //! executor, and builds still waiting keep `queued`, to be resumed by the next
 //! start.
 
+use crate::catalog::SharedCatalog;
 use crate::config::{Config, OnShutdown};
 use crate::live::Live;
-use crate::state::SharedCatalog;
-use crate::views;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 use zos_build_core::git::{self, Git};
 use zos_build_core::log::Sequencer;
 use zos_build_core::redact::redact_credentials;
@@ -200,7 +200,7 @@ impl Scheduler {
             .await?;
         if let Enqueued::Queued(records) = &enqueued {
             self.submit(records.clone());
-            self.inner.announce(false).await;
+            self.inner.live.changed(false).await;
         }
         Ok(enqueued)
     }
@@ -238,7 +238,10 @@ impl Scheduler {
         }
         for (record, stop) in records.into_iter().zip(tokens) {
             let inner = inner.clone();
-            inner.tasks.clone().spawn(async move {
+            // Every line of the server's log about this build, here or in
+            // the engine, carries its id as the field `build`.
+            let span = tracing::info_span!("build", build = %record.id);
+            let task = async move {
                 let registration = Registration {
                     inner: inner.clone(),
                     name: record.name.clone(),
@@ -246,7 +249,8 @@ impl Scheduler {
                 };
                 inner.run(record, stop).await;
                 drop(registration);
-            });
+            };
+            self.inner.tasks.clone().spawn(task.instrument(span));
         }
     }
 
@@ -389,7 +393,6 @@ impl Inner {
                 let copies = FanOut::new().with(file).with(live).with(ContainerRecorder {
                     id: id.to_string(),
                     history: self.history.clone(),
-                    config: self.config.clone(),
                     live: self.live.clone(),
                 });
                 // Secrets are masked before any copy is made; the cap is a
@@ -623,12 +626,7 @@ impl Inner {
         if let Err(e) = self.history.update(id, update).await {
             tracing::error!(build = %id, error = %e, "cannot record a build's progress");
         }
-        self.announce(finished).await;
-    }
-
-    /// Announces the change on the live feed.
-    async fn announce(&self, history_changed: bool) {
-        views::announce(&self.history, &self.config, &self.live, history_changed).await;
+        self.live.changed(finished).await;
     }
 }
 
@@ -659,7 +657,6 @@ pub fn builds_of(branch: &Branch, commit: &str, commits: &str) -> Vec<NewBuild> 
 struct ContainerRecorder {
     id: String,
     history: History,
-    config: Config,
     live: Arc<Live>,
 }
 
@@ -683,7 +680,7 @@ impl LogSink for ContainerRecorder {
         {
             tracing::error!(build = %self.id, error = %e, "cannot record a build's container");
         }
-        views::announce(&self.history, &self.config, &self.live, false).await;
+        self.live.changed(false).await;
         Ok(())
     }
 }

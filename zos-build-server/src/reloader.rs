@@ -15,11 +15,9 @@
 //! The branches that are valid are tracked either way: one broken file only
 //! rejects its own branch.
 
+use crate::catalog::SharedCatalog;
 use crate::config::Config;
-use crate::http::is_repository_name;
 use crate::live::Live;
-use crate::state::SharedCatalog;
-use crate::views;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use zos_build_core::log::Sequencer;
@@ -60,7 +58,7 @@ impl Source {
         if path.is_dir() {
             return Ok(Some(Source::Local(path.to_path_buf())));
         }
-        if !is_repository_name(value) {
+        if zos_build_core::RepositoryName::parse(value).is_err() {
             return Err(format!(
                 "configuration-repository {value:?} is neither an existing directory nor owner/name"
             ));
@@ -275,7 +273,7 @@ impl Reloader {
         if let Err(e) = self.history.update(id, update).await {
             tracing::error!(build = %id, error = %e, "cannot record a configuration reload");
         }
-        views::announce(&self.history, &self.config, &self.live, finished).await;
+        self.live.changed(finished).await;
     }
 }
 

@@ -6,12 +6,12 @@
 //! the containers this data directory's server left in Docker are swept, and
 //! the builds still `queued` are handed to the scheduler again.
 
+use crate::catalog::SharedCatalog;
 use crate::config::Config;
-use crate::http;
-use crate::live::Live;
+use crate::live::{Frames, Live};
 use crate::pipeline::Scheduler;
 use crate::reloader::Reloader;
-use crate::state::{AppState, SharedCatalog};
+use crate::state::AppState;
 use crate::sweeper::{DockerHealth, Sweeper};
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
@@ -88,20 +88,6 @@ pub fn instance_name(data_directory: &Path) -> String {
     format!("zos-build-{hex}")
 }
 
-/// Opens the history, loads the catalog, connects to Docker (sweeping the
-/// containers and work directories a previous run left), binds, resumes
-/// queued builds and starts serving.
-pub async fn start(config: Config) -> Result<RunningServer, StartError> {
-    start_with(config, true).await
-}
-
-/// Like [`start`], but runs no build: pushes are only recorded as `queued`
-/// and Docker is never contacted. For tests of the HTTP layer, which drive
-/// the history themselves, and for a read-only view of a history.
-pub async fn start_without_builds(config: Config) -> Result<RunningServer, StartError> {
-    start_with(config, false).await
-}
-
 async fn connect_docker(config: &Config) -> Result<DockerExecutor, StartError> {
     let executor = match &config.docker_host {
         Some(address) => DockerExecutor::connect_to(address).await?,
@@ -140,7 +126,18 @@ fn announce_webhook_policy(config: &Config) {
     }
 }
 
-async fn start_with(config: Config, run_builds: bool) -> Result<RunningServer, StartError> {
+/// Opens the history, loads the catalog, connects to Docker (sweeping the
+/// containers and work directories a previous run left; not when
+/// `run_builds` is false), binds and resumes queued builds: everything but
+/// serving requests.
+///
+/// `frames` makes the renderer of the live feed's `status` and `history`
+/// frames, installed before anything can change.
+pub async fn prepare(
+    config: Config,
+    run_builds: bool,
+    frames: impl FnOnce(History, Config) -> Arc<dyn Frames>,
+) -> Result<Prepared, StartError> {
     announce_webhook_policy(&config);
     let history = History::open(config.history_path()).await?;
     let interrupted = history.mark_interrupted().await?;
@@ -149,6 +146,8 @@ async fn start_with(config: Config, run_builds: bool) -> Result<RunningServer, S
     }
     let catalog = SharedCatalog::new(None);
     let live = Arc::new(Live::new());
+    live.render_with(frames(history.clone(), config.clone()));
+    live.changed(true).await;
     let reloader = Reloader::new(
         config.clone(),
         history.clone(),
@@ -213,16 +212,37 @@ async fn start_with(config: Config, run_builds: bool) -> Result<RunningServer, S
     let mut state = AppState::new(config, history, catalog, scheduler, live, reloader);
     state.docker = sweeper.as_ref().map(Sweeper::health);
     let state = Arc::new(state);
-    let shutdown = state.shutdown.clone();
     if let Some(sweeper) = sweeper {
-        sweeper.spawn(shutdown.clone());
+        sweeper.spawn(state.shutdown.clone());
     }
-    let task = tokio::spawn(http::serve(listener, state.clone(), shutdown.clone()));
-    tracing::info!(%address, "listening");
-    Ok(RunningServer {
+    Ok(Prepared {
         address,
+        listener,
         state,
-        shutdown,
-        task,
     })
+}
+
+/// A server ready to serve: its state, with builds resumed and background
+/// tasks running, and its bound listener. The crate root hands it to the
+/// HTTP layer ([`crate::start`]).
+#[derive(Debug)]
+pub struct Prepared {
+    /// The address bound (with the real port when 0 was asked).
+    pub address: SocketAddr,
+    /// The bound listener.
+    pub listener: TcpListener,
+    /// The shared state.
+    pub state: Arc<AppState>,
+}
+
+impl RunningServer {
+    /// A server whose requests `task` serves.
+    pub fn new(address: SocketAddr, state: Arc<AppState>, task: JoinHandle<()>) -> RunningServer {
+        RunningServer {
+            address,
+            shutdown: state.shutdown.clone(),
+            state,
+            task,
+        }
+    }
 }

@@ -1,48 +1,26 @@
 //! What every request handler shares: the settings, the history, the
-//! catalog of tracked branches and the scheduler that runs builds.
+//! catalog of tracked branches and the scheduler that runs builds; and the
+//! one way a push becomes builds ([`AppState::trigger`]), for the webhook
+//! and the API alike.
 //!
-//! The catalog sits behind a lock holding an `Arc`, so a reload swaps it in
-//! one step and a request in flight keeps the catalog it started with. The
-//! lock itself is shared ([`SharedCatalog`]) with the scheduler, which looks
-//! a build script's archive and artifact up when the build starts.
+//! Imports go one way: `http` uses this module; this module uses the
+//! scheduler, the reloader and what they use (`live`, `catalog`, `config`),
+//! never `http` or `views`.
 
+use crate::catalog::SharedCatalog;
 use crate::config::Config;
 use crate::live::Live;
 use crate::metrics::WebhookCounter;
+use crate::pipeline::builds_of;
 use crate::pipeline::Scheduler;
 use crate::reloader::Reloader;
 use crate::sweeper::DockerHealth;
-use std::sync::{Arc, PoisonError, RwLock};
-use zos_build_core::{CancellationToken, Enqueued, History, HistoryError, NewBuild};
+use std::sync::Arc;
+use zos_build_core::git::{self, GitError};
+use zos_build_core::{
+    CancellationToken, CommitId, Enqueued, History, HistoryError, RepositoryName,
+};
 use zos_flist_config::Catalog;
-
-/// The current catalog, shared by the handlers and the scheduler.
-#[derive(Debug, Clone, Default)]
-pub struct SharedCatalog {
-    inner: Arc<RwLock<Option<Arc<Catalog>>>>,
-}
-
-impl SharedCatalog {
-    /// A shared catalog holding `catalog` (None: nothing is tracked).
-    pub fn new(catalog: Option<Catalog>) -> SharedCatalog {
-        SharedCatalog {
-            inner: Arc::new(RwLock::new(catalog.map(Arc::new))),
-        }
-    }
-
-    /// The catalog now; None when no configuration repository is loaded.
-    pub fn get(&self) -> Option<Arc<Catalog>> {
-        self.inner
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Replaces the catalog.
-    pub fn set(&self, catalog: Catalog) {
-        *self.inner.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(catalog));
-    }
-}
 
 /// The server's shared state.
 #[derive(Debug)]
@@ -52,7 +30,7 @@ pub struct AppState {
     /// The build history.
     pub history: History,
     /// Runs queued builds; None when the server was started without builds
-    /// ([`crate::server::start_without_builds`]): pushes are then only recorded.
+    /// ([`crate::start_without_builds`]): pushes are then only recorded.
     pub scheduler: Option<Scheduler>,
     /// Every log line and every change, for the websocket and log followers.
     pub live: Arc<Live>,
@@ -102,40 +80,133 @@ impl AppState {
         self.catalog.set(catalog);
     }
 
-    /// Records the builds of one webhook push and hands them to the
-    /// scheduler, unless the push is a replay (the same repository, branch
-    /// and commit queued, running or built within `replay-window`).
-    pub async fn enqueue_push(
-        &self,
-        delivery: Option<String>,
-        builds: Vec<NewBuild>,
-    ) -> Result<Enqueued, HistoryError> {
-        let window = Some(self.config.replay_window);
-        match &self.scheduler {
+    /// Turns a push (webhook) or a request (API) into builds: looks the
+    /// branch up in the catalog, finds the commit (the branch's head when
+    /// none is given), records one build per build script as `queued` and
+    /// hands them to the scheduler (without a scheduler they are only
+    /// recorded). The handlers only map the errors to their answers.
+    pub async fn trigger(&self, trigger: Trigger) -> Result<Triggered, TriggerError> {
+        let catalog = self
+            .catalog()
+            .filter(|catalog| catalog.has_repository(trigger.repository.as_str()))
+            .ok_or(TriggerError::RepositoryNotTracked)?;
+        let branch = catalog
+            .get(trigger.repository.as_str(), &trigger.branch)
+            .ok_or(TriggerError::BranchNotTracked)?;
+        let commit = match trigger.commit {
+            Some(commit) => commit,
+            None => {
+                let url =
+                    git::repository_url(&self.config.git_base_url, trigger.repository.as_str());
+                let head = self
+                    .config
+                    .git()
+                    .resolve(&url, &format!("refs/heads/{}", trigger.branch))
+                    .await
+                    .map_err(TriggerError::Head)?;
+                CommitId::parse(&head)
+                    .map_err(|e| TriggerError::Head(GitError::InvalidCommit(e.to_string())))?
+            }
+        };
+        let builds = builds_of(branch, commit.as_str(), &trigger.commits);
+        let window = trigger.refuse_replays.then_some(self.config.replay_window);
+        let enqueued = match &self.scheduler {
             Some(scheduler) => {
                 scheduler
-                    .enqueue_unless_replayed(delivery, builds, window)
+                    .enqueue_unless_replayed(trigger.delivery, builds, window)
                     .await
             }
             None => {
                 self.history
-                    .enqueue_unless_replayed(delivery, builds, window)
+                    .enqueue_unless_replayed(trigger.delivery, builds, window)
                     .await
             }
         }
+        .map_err(TriggerError::History)?;
+        Ok(Triggered { commit, enqueued })
     }
+}
 
-    /// Records the builds of one push asked for on purpose (the API) and
-    /// hands them to the scheduler; without a scheduler they are only
-    /// recorded as `queued`.
-    pub async fn enqueue(
-        &self,
+/// What asks for builds: a push, or a request of the API.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Trigger {
+    /// The repository.
+    pub repository: RepositoryName,
+    /// The branch.
+    pub branch: String,
+    /// The commit; None for the branch's head now.
+    pub commit: Option<CommitId>,
+    /// The push's `commits` array as JSON text (shown on the status page).
+    pub commits: String,
+    /// The webhook delivery id: a delivery seen before records nothing.
+    pub delivery: Option<String>,
+    /// Whether a commit already queued, running or built within
+    /// `replay-window` records nothing (a replayed push).
+    pub refuse_replays: bool,
+}
+
+impl Trigger {
+    /// A push of `commit` on `branch`, as a webhook delivers it: replays
+    /// are refused.
+    pub fn push(
+        repository: RepositoryName,
+        branch: impl Into<String>,
+        commit: CommitId,
+        commits: String,
         delivery: Option<String>,
-        builds: Vec<NewBuild>,
-    ) -> Result<Enqueued, HistoryError> {
-        match &self.scheduler {
-            Some(scheduler) => scheduler.enqueue(delivery, builds).await,
-            None => self.history.enqueue(delivery, builds).await,
+    ) -> Trigger {
+        Trigger {
+            repository,
+            branch: branch.into(),
+            commit: Some(commit),
+            commits,
+            delivery,
+            refuse_replays: true,
         }
     }
+
+    /// A build of `branch` asked for on purpose (at `commit`, else at its
+    /// head): it runs even when the commit was built before.
+    pub fn request(
+        repository: RepositoryName,
+        branch: impl Into<String>,
+        commit: Option<CommitId>,
+    ) -> Trigger {
+        Trigger {
+            repository,
+            branch: branch.into(),
+            commit,
+            commits: "[]".to_string(),
+            delivery: None,
+            refuse_replays: false,
+        }
+    }
+}
+
+/// What [`AppState::trigger`] recorded.
+#[derive(Debug, Clone)]
+pub struct Triggered {
+    /// The commit built.
+    pub commit: CommitId,
+    /// The builds recorded, or that nothing was (a duplicate or a replay).
+    pub enqueued: Enqueued,
+}
+
+/// Why [`AppState::trigger`] recorded nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TriggerError {
+    /// No branch of the repository is tracked.
+    #[error("repository not tracked")]
+    RepositoryNotTracked,
+    /// The repository is tracked, not this branch.
+    #[error("branch not tracked")]
+    BranchNotTracked,
+    /// No commit was given and the branch's head could not be found.
+    #[error("cannot find the head of the branch: {0}")]
+    Head(#[source] GitError),
+    /// The history could not record the builds.
+    #[error("cannot record the push: {0}")]
+    History(#[source] HistoryError),
 }

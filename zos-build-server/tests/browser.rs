@@ -10,7 +10,7 @@
 //! never skip. A screenshot of the page during a build is written to
 //! `target/monitor-screenshot.png`.
 
-mod support;
+use zos_build_testkit::server as support;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;

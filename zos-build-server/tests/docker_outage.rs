@@ -7,7 +7,7 @@
 //! same command line, also when the test fails), so it lives in a test
 //! binary of its own: nothing else of this binary uses Docker meanwhile.
 
-mod support;
+use zos_build_testkit::server as support;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -5,7 +5,7 @@
 //! a history answered in one piece. The real server runs in-process (see
 //! `support`), reached over real TCP.
 
-mod support;
+use zos_build_testkit::server as support;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;

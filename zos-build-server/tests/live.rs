@@ -2,7 +2,7 @@
 //! with its admin token, `/metrics`, `/build/sync` and the published
 //! artifacts, against real builds (see `support`).
 
-mod support;
+use zos_build_testkit::server as support;
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};

@@ -1,7 +1,7 @@
 //! The pipeline for real: signed pushes build, publish, fail, time out and
 //! supersede each other, with the real Docker daemon (see `support`).
 
-mod support;
+use zos_build_testkit::server as support;
 
 use serde_json::Value;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! catalog swapped at once, and every load recorded as a `Configuration
 //! reloader` build. No build runs here, so no Docker is needed.
 
-mod support;
+use zos_build_testkit::server as support;
 
 use serde_json::{json, Value};
 use std::path::Path;
@@ -170,6 +170,12 @@ async fn a_push_to_the_configuration_reloads_it_and_swaps_the_catalog() {
     let log = s.report(&second.id).await;
     assert!(log.contains("acme/gadget/master.yaml:2:5: error:"), "{log}");
     assert!(log.contains("did you mean 'buid.sh'?"), "{log}");
+    // The same push again under another delivery id, as a replay would
+    // send it: answered, and nothing is loaded (counted below).
+    let (status, _) = s
+        .push("/hook/monitor-update", "acme/config", "main", &commit)
+        .await;
+    assert_eq!(status, 200);
 
     // Removed at once; the new branch is tracked; the broken one is not.
     let (status, answer) = s
@@ -210,7 +216,11 @@ async fn a_push_to_the_configuration_reloads_it_and_swaps_the_catalog() {
         .await;
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(s.reloads().await.len(), 2, "no reload for another branch");
+    assert_eq!(
+        s.reloads().await.len(),
+        2,
+        "no reload for a replay, nor for another branch"
+    );
 
     // Not the configuration repository: the old answer.
     let (status, answer) = s
@@ -259,4 +269,70 @@ async fn a_configuration_that_cannot_be_fetched_is_an_error_build_not_a_crash() 
         .await
         .unwrap_err();
     assert!(err.to_string().contains("not a repository"), "{err}");
+}
+
+/// Issue 9's alias bomb: an 896 KB file whose aliases would expand to about
+/// 50 GB (99,000 copies of one 500,000-byte string). It used to make the
+/// reload allocate until the kernel killed the server.
+fn alias_bomb() -> String {
+    let mut text = format!("a: &a \"{}\"\nb: [*a", "A".repeat(500_000));
+    text.push_str(&", *a".repeat(98_999));
+    text.push_str("]\n");
+    text
+}
+
+#[tokio::test]
+async fn an_alias_bomb_in_the_configuration_rejects_its_branch_and_the_others_stay_tracked() {
+    let mut s = setup().await;
+    let first = s.reload_number(1).await;
+    assert_eq!(first.status, BuildStatus::Success, "{first:?}");
+
+    let bomb = alias_bomb();
+    std::fs::write(s.config_repo.join("acme/widget/bomb.yaml"), &bomb).unwrap();
+    std::fs::write(s.config_repo.join("acme/widget/dev.yaml"), WIDGET).unwrap();
+    let commit = commit_all(&s.config_repo, "an alias bomb beside a new branch");
+    let (status, answer) = s
+        .push("/hook/monitor-update", "acme/config", "main", &commit)
+        .await;
+    assert_eq!((status, answer), (200, json!({"status": "success"})));
+
+    // reload_number gives up after 30 s; the bomb is refused far sooner.
+    let second = s.reload_number(2).await;
+    assert_eq!(second.status, BuildStatus::Error, "{second:?}");
+    assert_eq!(second.error.as_deref(), Some(REJECTED));
+    assert_eq!(second.commit, commit);
+    let log = s.report(&second.id).await;
+    let expected = format!(
+        "acme/widget/bomb.yaml:2:113: error: alias expansion exceeds {} bytes (16 × the \
+         file's size of {} bytes): anchors and aliases copy too much text",
+        16 * bomb.len(),
+        bomb.len()
+    );
+    assert!(log.contains(&expected), "{log}");
+
+    // The server is alive, the bomb's branch is not tracked, the others are.
+    let (status, answer) = s
+        .push(
+            "/hook/monitor-watch",
+            "acme/widget",
+            "bomb",
+            &"e".repeat(40),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["message"].clone()),
+        (400, json!("branch not tracked"))
+    );
+    for (branch, commit) in [("master", "f"), ("dev", "1")] {
+        let (status, answer) = s
+            .push(
+                "/hook/monitor-watch",
+                "acme/widget",
+                branch,
+                &commit.repeat(40),
+            )
+            .await;
+        assert_eq!(status, 200, "{branch}: {answer}");
+    }
+    s.server.stop().await;
 }

@@ -20,13 +20,11 @@
 //! follower never holds a build up, it only reads what was written.
 //! Only whole lines are sent until the build has ended.
 
-use super::push::is_repository_name;
 use super::response::{self, Body};
 use super::signature::same_secret;
 use super::MAX_PAGE;
 use crate::live::{read_log, LiveEvent};
-use crate::pipeline::builds_of;
-use crate::state::AppState;
+use crate::state::{AppState, Trigger, TriggerError, Triggered};
 use crate::views;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
@@ -39,7 +37,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use zos_build_core::history::is_valid_build_id;
 use zos_build_core::BuildRecord;
-use zos_build_core::{git, Enqueued};
+use zos_build_core::{CommitId, Enqueued, RepositoryName};
 
 /// Largest chunk sent at once.
 const CHUNK: u64 = 256 * 1024;
@@ -64,8 +62,8 @@ pub async fn list(state: &AppState, query: Option<&str>) -> Response<Body> {
     let mut limit = views::HISTORY_LENGTH;
     let mut before = None;
     for (key, value) in response::query_pairs(query) {
-        match key {
-            "name" => name = Some(percent_decode(value)),
+        match key.as_ref() {
+            "name" => name = Some(value.into_owned()),
             "limit" => match value.parse::<u64>() {
                 Ok(n) if (1..=MAX_PAGE).contains(&n) => limit = n,
                 _ => {
@@ -75,11 +73,12 @@ pub async fn list(state: &AppState, query: Option<&str>) -> Response<Body> {
                     )
                 }
             },
-            "before" => before = Some(value),
+            "before" => before = Some(value.into_owned()),
             _ => {}
         }
     }
-    if let Some(answer) = super::api::check_cursor(state, before).await {
+    let before = before.as_deref();
+    if let Some(answer) = super::old_routes::check_cursor(state, before).await {
         return answer;
     }
     // One more than asked: whether a next page exists.
@@ -94,7 +93,11 @@ pub async fn list(state: &AppState, query: Option<&str>) -> Response<Body> {
             let next = records.last().filter(|_| more).map(|last| {
                 let name = name
                     .as_deref()
-                    .map(|name| format!("name={}&", percent_encode(name)))
+                    .map(|name| {
+                        let encoded: String =
+                            form_urlencoded::byte_serialize(name.as_bytes()).collect();
+                        format!("name={encoded}&")
+                    })
                     .unwrap_or_default();
                 format!("/api/builds?{name}limit={limit}&before={}", last.id)
             });
@@ -105,44 +108,6 @@ pub async fn list(state: &AppState, query: Option<&str>) -> Response<Body> {
         }
         Err(e) => internal(e),
     }
-}
-
-/// `value` as a query-string value: every byte but the unreserved ones and
-/// `/` as `%XX`.
-fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// `%2F` and friends, as a browser or curl may send a name.
-fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The refusal of a write request without the admin token; None when the
@@ -208,52 +173,20 @@ pub async fn trigger(state: &AppState, request: Request<Incoming>) -> Response<B
             )
         }
     };
-    if !is_repository_name(&wanted.repository) {
-        return response::error(
-            StatusCode::BAD_REQUEST,
-            format!("repository {:?} is not owner/name", wanted.repository),
-        );
-    }
-    let Some(catalog) = state.catalog() else {
-        return response::error(StatusCode::NOT_FOUND, "repository not tracked");
+    let repository = match RepositoryName::parse(&wanted.repository) {
+        Ok(repository) => repository,
+        Err(e) => return response::error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    if !catalog.has_repository(&wanted.repository) {
-        return response::error(StatusCode::NOT_FOUND, "repository not tracked");
-    }
-    let Some(branch) = catalog.get(&wanted.repository, &wanted.branch) else {
-        return response::error(StatusCode::NOT_FOUND, "branch not tracked");
+    let commit = match wanted.commit.as_deref().map(CommitId::parse).transpose() {
+        Ok(commit) => commit,
+        Err(e) => return response::error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let commit = match wanted.commit {
-        Some(commit) if commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            commit.to_ascii_lowercase()
-        }
-        Some(commit) => {
-            return response::error(
-                StatusCode::BAD_REQUEST,
-                format!("commit {commit:?} is not 40 hexadecimal digits"),
-            )
-        }
-        None => {
-            let url = git::repository_url(&state.config.git_base_url, &wanted.repository);
-            match state
-                .config
-                .git()
-                .resolve(&url, &format!("refs/heads/{}", wanted.branch))
-                .await
-            {
-                Ok(commit) => commit,
-                Err(e) => {
-                    return response::error(
-                        StatusCode::BAD_GATEWAY,
-                        format!("cannot find the head of the branch: {e}"),
-                    )
-                }
-            }
-        }
-    };
-    let builds = builds_of(branch, &commit, "[]");
-    match state.enqueue(None, builds).await {
-        Ok(Enqueued::Queued(records)) => {
+    let trigger = Trigger::request(repository, wanted.branch.as_str(), commit);
+    match state.trigger(trigger).await {
+        Ok(Triggered {
+            enqueued: Enqueued::Queued(records),
+            commit,
+        }) => {
             let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
             tracing::info!(repository = %wanted.repository, branch = %wanted.branch, %commit, builds = ?ids, "build started through the API");
             response::json(
@@ -261,9 +194,14 @@ pub async fn trigger(state: &AppState, request: Request<Incoming>) -> Response<B
                 &serde_json::json!({"status": "success", "builds": ids, "commit": commit}),
             )
         }
-        Ok(Enqueued::Duplicate) => {
-            response::json(StatusCode::OK, &serde_json::json!({"status": "duplicate"}))
+        Ok(Triggered {
+            enqueued: Enqueued::Duplicate,
+            ..
+        }) => response::json(StatusCode::OK, &serde_json::json!({"status": "duplicate"})),
+        Err(e @ (TriggerError::RepositoryNotTracked | TriggerError::BranchNotTracked)) => {
+            response::error(StatusCode::NOT_FOUND, e.to_string())
         }
+        Err(e @ TriggerError::Head(_)) => response::error(StatusCode::BAD_GATEWAY, e.to_string()),
         Err(e) => internal(e),
     }
 }
@@ -333,8 +271,8 @@ fn parse_query(query: Option<&str>) -> Result<Query, String> {
         offset: 0,
     };
     for (key, value) in response::query_pairs(query) {
-        match key {
-            "follow" => parsed.follow = matches!(value, "" | "1" | "true" | "yes"),
+        match key.as_ref() {
+            "follow" => parsed.follow = matches!(value.as_ref(), "" | "1" | "true" | "yes"),
             "offset" => {
                 parsed.offset = value
                     .parse()

@@ -23,16 +23,18 @@
 //! - files (logs, artifacts) are streamed in chunks, never read whole;
 //! - webhook and API request bodies have their own limits ([`MAX_BODY`]).
 
-mod api;
 mod builds;
+mod feed;
 mod monitor;
+mod old_routes;
+mod operations;
 mod push;
 mod response;
 pub mod signature;
 mod webhook;
 mod ws;
 
-pub use push::is_repository_name;
+pub use feed::frames;
 pub use push::{parse as parse_push, Push};
 pub use webhook::MAX_BODY;
 pub use ws::MAX_WEBSOCKET_MESSAGE;
@@ -192,20 +194,20 @@ async fn route(state: &Arc<AppState>, request: Request<Incoming>) -> Response<Bo
         return answer;
     }
     match path.as_str() {
-        "/build/status" => api::status(state).await,
-        "/build/history" => api::history(state).await,
-        "/build/history/full" => api::history_full(state, query).await,
-        "/build/sync" => api::sync(state).await,
-        "/healthz" => api::healthz(state).await,
-        "/metrics" => api::metrics(state).await,
+        "/build/status" => old_routes::status(state).await,
+        "/build/history" => old_routes::history(state).await,
+        "/build/history/full" => old_routes::history_full(state, query).await,
+        "/build/sync" => old_routes::sync(state).await,
+        "/healthz" => operations::healthz(state).await,
+        "/metrics" => operations::metrics(state).await,
         "/api/builds" => builds::list(state, query).await,
         _ => {
             if let Some(id) = path.strip_prefix("/report/") {
-                api::report(state, id).await
+                old_routes::report(state, id).await
             } else if let Some(rest) = path.strip_prefix("/build/logs/") {
-                api::branch_log(state, rest).await
+                old_routes::branch_log(state, rest).await
             } else if let Some(name) = path.strip_prefix("/artifacts/") {
-                api::artifact(state, name).await
+                operations::artifact(state, name).await
             } else if let Some(rest) = path.strip_prefix("/api/builds/") {
                 match rest.strip_suffix("/log") {
                     Some(id) => builds::log(state, id, query).await,

@@ -5,18 +5,20 @@
 //! learns what to fix from the 400 answer.
 
 use serde::Deserialize;
+use zos_build_core::{CommitId, RepositoryName};
 
 /// A push event, reduced to what a build needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Push {
     /// `owner/repo` (`repository.full_name`).
-    pub repository: String,
+    pub repository: RepositoryName,
     /// The branch (`ref` without `refs/heads/`); None for a tag or other ref.
     pub branch: Option<String>,
     /// The full ref.
     pub git_ref: String,
-    /// The commit to build: `head_commit.id`, else `after`.
-    pub commit: String,
+    /// The commit to build: `head_commit.id`, else `after`; None when the
+    /// push deleted the ref.
+    pub commit: Option<CommitId>,
     /// Whether the push deleted the ref.
     pub deleted: bool,
     /// The `commits` array as received (for the status page).
@@ -54,11 +56,8 @@ pub fn parse(body: &[u8]) -> Result<Push, String> {
         .repository
         .and_then(|r| r.full_name)
         .ok_or("missing field repository.full_name")?;
-    if !is_repository_name(&repository) {
-        return Err(format!(
-            "repository.full_name {repository:?} is not owner/name"
-        ));
-    }
+    let repository = RepositoryName::parse(&repository)
+        .map_err(|_| format!("repository.full_name {repository:?} is not owner/name"))?;
     let git_ref = raw.git_ref.ok_or("missing field ref")?;
     let branch = git_ref.strip_prefix("refs/heads/").map(str::to_string);
     let commits = raw
@@ -69,7 +68,7 @@ pub fn parse(body: &[u8]) -> Result<Push, String> {
             repository,
             branch,
             git_ref,
-            commit: String::new(),
+            commit: None,
             deleted: true,
             commits,
         });
@@ -79,32 +78,15 @@ pub fn parse(body: &[u8]) -> Result<Push, String> {
         .and_then(|c| c.id)
         .or(raw.after)
         .ok_or("missing field head_commit.id (or after)")?;
-    if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!("commit {commit:?} is not 40 hexadecimal digits"));
-    }
+    let commit = CommitId::parse(&commit).map_err(|e| e.to_string())?;
     Ok(Push {
         repository,
         branch,
         git_ref,
-        commit: commit.to_ascii_lowercase(),
+        commit: Some(commit),
         deleted: false,
         commits,
     })
-}
-
-/// `owner/name`, each part of GitHub's name characters.
-pub fn is_repository_name(name: &str) -> bool {
-    let mut parts = name.split('/');
-    let ok = |p: Option<&str>| {
-        p.is_some_and(|p| {
-            !p.is_empty()
-                && p != "."
-                && p != ".."
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        })
-    };
-    ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
 }
 
 #[cfg(test)]
@@ -123,9 +105,13 @@ mod tests {
             "commits": [{"id": SHA, "message": "<b>hi</b>"}],
         });
         let push = parse(body.to_string().as_bytes()).unwrap();
-        assert_eq!(push.repository, "owner/repo");
+        assert_eq!(push.repository.as_str(), "owner/repo");
         assert_eq!(push.branch.as_deref(), Some("release/v1"));
-        assert_eq!(push.commit, SHA, "head_commit wins over after");
+        assert_eq!(
+            push.commit.as_ref().map(CommitId::as_str),
+            Some(SHA),
+            "head_commit wins over after"
+        );
         assert_eq!(push.commits[0]["message"], "<b>hi</b>");
     }
 
@@ -169,5 +155,6 @@ mod tests {
         });
         let push = parse(body.to_string().as_bytes()).unwrap();
         assert!(push.deleted);
+        assert_eq!(push.commit, None);
     }
 }

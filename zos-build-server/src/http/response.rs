@@ -23,13 +23,10 @@ pub const FILE_CHUNK: usize = 64 * 1024;
 /// for a followed log.
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
-/// The `key=value` pairs of a query string (a key alone has an empty value).
-pub fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (&str, &str)> {
-    query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+/// The `key=value` pairs of a query string, percent-decoded (`%2F`, `+`),
+/// as browsers and curl send them; a key alone has an empty value.
+pub fn query_pairs(query: Option<&str>) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
 }
 
 /// A body holding `bytes`.

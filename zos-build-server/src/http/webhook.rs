@@ -13,9 +13,8 @@
 use super::push::{self, Push};
 use super::response::{self, Body};
 use super::signature;
-use crate::pipeline::builds_of;
 use crate::reloader::Reload;
-use crate::state::AppState;
+use crate::state::{AppState, Trigger, TriggerError, Triggered};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -143,27 +142,33 @@ async fn receive(state: &AppState, request: Request<Incoming>) -> Result<Deliver
 }
 
 async fn repository_push(state: &AppState, delivery: Option<String>, push: Push) -> Response<Body> {
-    let Some(branch_name) = push.branch.clone() else {
+    let Some(branch) = push.branch.clone() else {
         return response::ignored(format!("{} is not a branch", push.git_ref));
     };
-    let Some(catalog) = state.catalog() else {
-        return response::error(StatusCode::BAD_REQUEST, "repository not tracked");
+    let Some(commit) = push.commit.clone() else {
+        return response::ignored(format!("{} was deleted: nothing to build", push.git_ref));
     };
-    if !catalog.has_repository(&push.repository) {
-        return response::error(StatusCode::BAD_REQUEST, "repository not tracked");
-    }
-    let Some(branch) = catalog.get(&push.repository, &branch_name) else {
-        return response::error(StatusCode::BAD_REQUEST, "branch not tracked");
-    };
-    let builds = builds_of(branch, &push.commit, &push.commits.to_string());
-    match state.enqueue_push(delivery.clone(), builds).await {
-        Ok(Enqueued::Duplicate) => {
-            tracing::info!(delivery = ?delivery, repository = %push.repository, branch = %branch_name, commit = %push.commit, "duplicate or replayed push ignored");
+    let trigger = Trigger::push(
+        push.repository.clone(),
+        branch.as_str(),
+        commit,
+        push.commits.to_string(),
+        delivery.clone(),
+    );
+    match state.trigger(trigger).await {
+        Ok(Triggered {
+            enqueued: Enqueued::Duplicate,
+            ..
+        }) => {
+            tracing::info!(delivery = ?delivery, repository = %push.repository, %branch, "duplicate or replayed push ignored");
             response::json(StatusCode::OK, &serde_json::json!({"status": "duplicate"}))
         }
-        Ok(Enqueued::Queued(records)) => {
+        Ok(Triggered {
+            enqueued: Enqueued::Queued(records),
+            commit,
+        }) => {
             let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
-            tracing::info!(repository = %push.repository, branch = %branch_name, commit = %push.commit, builds = ?ids, "push recorded");
+            tracing::info!(repository = %push.repository, %branch, %commit, builds = ?ids, "push recorded");
             let message = match &state.scheduler {
                 Some(_) => "queued: builds start as soon as a slot is free",
                 None => "recorded as queued; this server was started without builds",
@@ -176,6 +181,9 @@ async fn repository_push(state: &AppState, delivery: Option<String>, push: Push)
                     "message": message,
                 }),
             )
+        }
+        Err(e @ (TriggerError::RepositoryNotTracked | TriggerError::BranchNotTracked)) => {
+            response::error(StatusCode::BAD_REQUEST, e.to_string())
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot record a push");
@@ -190,7 +198,7 @@ fn monitor_update(state: &AppState, delivery: Option<String>, push: &Push) -> Re
     let Some(reloader) = state
         .reloader
         .as_ref()
-        .filter(|r| r.is_configuration_push(&push.repository))
+        .filter(|r| r.is_configuration_push(push.repository.as_str()))
     else {
         return response::error(
             StatusCode::BAD_REQUEST,
@@ -201,7 +209,7 @@ fn monitor_update(state: &AppState, delivery: Option<String>, push: &Push) -> Re
     let reload = Reload {
         delivery,
         branch: push.branch.clone(),
-        commit: Some(push.commit.clone()),
+        commit: push.commit.as_ref().map(ToString::to_string),
     };
     tokio::spawn(async move { reloader.reload(reload).await });
     response::json(StatusCode::OK, &serde_json::json!({"status": "success"}))

@@ -1,7 +1,8 @@
 //! Shared helpers of the Docker integration tests: a real daemon, and a tiny
 //! image made from the host's static busybox (nothing can be pulled here).
-
-#![allow(dead_code)]
+//!
+//! Formerly `zos-build-core/tests/common/mod.rs`; the server's tests reach it
+//! as `support::common` too.
 
 use bollard::query_parameters::{CreateImageOptions, ListContainersOptions};
 use futures_util::StreamExt;

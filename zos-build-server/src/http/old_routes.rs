@@ -1,7 +1,7 @@
-//! The read routes, in the old service's JSON shapes so that existing
+//! The old service's read routes, in its JSON shapes so that existing
 //! dashboards keep working: `/build/status`, `/build/history`,
-//! `/build/history/full`, `/report/<id>`, `/build/logs/<owner>/<repo>/<branch>`
-//! and `/healthz`.
+//! `/build/history/full`, `/build/sync`, `/report/<id>` and
+//! `/build/logs/<owner>/<repo>/<branch>`.
 //!
 //! No path parameter ever reaches the filesystem as written: a build id is
 //! checked for its shape and looked up in the history, and a log file's name
@@ -18,7 +18,7 @@ use hyper::{Response, StatusCode};
 use zos_build_core::history::is_valid_build_id;
 use zos_build_core::{BuildRecord, HistoryError};
 
-fn internal(e: HistoryError) -> Response<Body> {
+pub(super) fn internal(e: HistoryError) -> Response<Body> {
     tracing::error!(error = %e, "history query failed");
     response::error(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -55,7 +55,7 @@ pub async fn history_full(state: &AppState, query: Option<&str>) -> Response<Bod
     let mut per_page = MAX_PAGE;
     let mut before = None;
     for (key, value) in response::query_pairs(query) {
-        match key {
+        match key.as_ref() {
             "page" => match value.parse::<u64>() {
                 Ok(n) if n >= 1 => page = Some(n),
                 _ => {
@@ -71,10 +71,11 @@ pub async fn history_full(state: &AppState, query: Option<&str>) -> Response<Bod
                     )
                 }
             },
-            "before" => before = Some(value),
+            "before" => before = Some(value.into_owned()),
             _ => {}
         }
     }
+    let before = before.as_deref();
     if page.is_some() && before.is_some() {
         return response::error(
             StatusCode::BAD_REQUEST,
@@ -178,72 +179,9 @@ async fn log_of(state: &AppState, record: &BuildRecord) -> Response<Body> {
     }
 }
 
-/// `GET /healthz`: the server answers, its history can be read, and Docker
-/// answers (503 `{"docker":"unreachable"}` when it does not).
-pub async fn healthz(state: &AppState) -> Response<Body> {
-    if state.docker.as_ref().is_some_and(|d| !d.reachable()) {
-        return response::json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &serde_json::json!({"status": "unavailable", "docker": "unreachable"}),
-        );
-    }
-    match state.history.finished_count().await {
-        Ok(_) => response::json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
-        Err(e) => {
-            tracing::error!(error = %e, "health check failed");
-            response::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the build history cannot be read",
-            )
-        }
-    }
-}
-
 /// `GET /build/sync`: publishes the status and history again on the live
 /// feed (the old service's way to refresh every open page); answers `OK`.
 pub async fn sync(state: &AppState) -> Response<Body> {
     views::announce(&state.history, &state.config, &state.live, true).await;
     response::text(StatusCode::OK, "OK")
-}
-
-/// `GET /metrics`: Prometheus text.
-pub async fn metrics(state: &AppState) -> Response<Body> {
-    match crate::metrics::render(
-        &state.history,
-        &state.webhooks,
-        state.live.lines_published(),
-    )
-    .await
-    {
-        Ok(text) => response::with_type(StatusCode::OK, text, "text/plain; version=0.0.4"),
-        Err(e) => internal(e),
-    }
-}
-
-/// `GET /artifacts/<name>`: a published artifact, streamed.
-pub async fn artifact(state: &AppState, name: &str) -> Response<Body> {
-    // A plain file name made by `artifact_name`: nothing that could leave
-    // the artifacts directory.
-    let plain = !name.is_empty()
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if !plain {
-        return response::not_found("no such artifact");
-    }
-    let path = state.config.artifacts_directory.join(name);
-    match tokio::fs::File::open(&path).await {
-        Ok(file) => response::file(file, "application/octet-stream"),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            response::not_found("no such artifact")
-        }
-        Err(e) => {
-            tracing::error!(path = %path.display(), error = %e, "cannot read an artifact");
-            response::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the artifact cannot be read",
-            )
-        }
-    }
 }

@@ -3,11 +3,13 @@
 //! a source repository made by the test (served through a `file://` git base
 //! URL), signed pushes over TCP, the real Docker daemon and the busybox test
 //! image.
+//!
+//! Formerly `zos-build-server/tests/support/mod.rs`: test files import it as
+//! `use zos_build_testkit::server as support;`, so `support::Harness` and
+//! `support::common` (the [`docker`](crate::docker) helpers) keep their
+//! names.
 
-#![allow(dead_code)]
-
-#[path = "../../../zos-build-core/tests/common/mod.rs"]
-pub mod common;
+pub use crate::docker as common;
 
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -17,13 +19,17 @@ use zos_build_core::{BuildRecord, History};
 use zos_build_server::http::signature;
 use zos_build_server::{Config, RunningServer};
 
+/// The webhook secret of the harness's server.
 pub const SECRET: &str = "pipeline-secret";
+/// The source repository the harness's configuration tracks.
 pub const REPOSITORY: &str = "acme/widget";
 
 /// Docker-heavy tests of this binary run one at a time, so that their
 /// timings do not depend on each other.
 pub static DOCKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Runs `git -C dir args...` with a fixed author; panics when it fails, and
+/// returns its trimmed standard output.
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let output = std::process::Command::new("git")
         .arg("-C")
@@ -43,15 +49,23 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
+/// A server on a temporary data directory, with the repositories it builds
+/// from; see [`Harness::start`].
 pub struct Harness {
+    /// Everything of this harness: data, configuration and source
+    /// repositories; removed when the harness is dropped.
     pub dir: tempfile::TempDir,
+    /// The server's configuration (parsed from [`Harness::yaml`]).
     pub config: Config,
     /// The configuration file's text (`http-port: 0`).
     pub yaml: String,
+    /// The in-process server, while one runs.
     pub server: Option<RunningServer>,
     /// Where the server listens: the in-process one, or a spawned binary.
     pub address: Option<SocketAddr>,
+    /// The HTTP client of the helpers.
     pub client: reqwest::Client,
+    /// Pushes sent so far (each gets its own `X-GitHub-Delivery`).
     pub deliveries: u32,
 }
 
@@ -173,14 +187,17 @@ impl Harness {
         self.server = Some(server);
     }
 
+    /// `http://<the server's address><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address.expect("a server runs"))
     }
 
+    /// The in-process server; panics when none runs.
     pub fn server(&self) -> &RunningServer {
         self.server.as_ref().unwrap()
     }
 
+    /// The source repository of [`REPOSITORY`].
     pub fn repo(&self) -> PathBuf {
         self.dir.path().join("git").join(REPOSITORY)
     }
@@ -259,6 +276,8 @@ impl Harness {
             .collect()
     }
 
+    /// The build's record in the history (of the in-process server, or read
+    /// from the database of a spawned one).
     pub async fn record(&self, id: &str) -> BuildRecord {
         let history = match &self.server {
             Some(server) => server.state.history.clone(),
@@ -308,6 +327,7 @@ impl Harness {
         }
     }
 
+    /// Waits (at most a minute) until the build has finished.
     pub async fn finished(&self, id: &str) -> BuildRecord {
         self.wait_for(id, Duration::from_secs(60), "finished", |r| {
             r.status.is_finished()

@@ -1,0 +1,508 @@
+//! Schema migrations of the build history: how a database written by an
+//! older version of zos-build is brought to this version's schema, in place.
+//!
+//! Why: installations keep their history across upgrades, and the schema
+//! grows (new columns, new tables). The database carries its schema version
+//! in `PRAGMA user_version`, a number in the file's header. `MIGRATIONS`
+//! is the ordered list of schema changes; migration `n` brings a database of
+//! version `n - 1` to version `n`.
+//!
+//! At every open, the migrations the database has not had yet run in order,
+//! in ONE `IMMEDIATE` transaction that also sets `user_version`:
+//!
+//! - a crash or a failing migration leaves the database at its old version,
+//!   whole (SQLite's DDL is transactional);
+//! - two processes opening the same file at once take turns on the write
+//!   lock, and the second one, re-reading the version inside its
+//!   transaction, finds nothing left to do.
+//!
+//! A database whose version is newer than this code knows is refused with
+//! [`HistoryError::NewerSchema`] before anything is written to it: running
+//! old code on it could drop what that code does not know, so there is never
+//! a silent downgrade.
+//!
+//! Databases written before versions existed have `user_version` 0 and
+//! already hold migration 1's tables, which is why migration 1 is written
+//! with `IF NOT EXISTS`: it upgrades them in place. Every later migration
+//! may assume the version before it exactly.
+//!
+//! **Every later schema change adds a migration** at the end of
+//! `MIGRATIONS` (a migration that has shipped is never edited) **and
+//! extends the upgrade test** below, which opens
+//! `tests/fixtures/history-v0.sqlite3`, a database made by the code before
+//! versions, and checks that every row and field survived.
+
+use super::HistoryError;
+use rusqlite::{Connection, TransactionBehavior};
+use std::path::Path;
+
+/// One schema change.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Migration {
+    /// The version the database has once it is applied (1 for the first).
+    pub(super) version: u32,
+    /// What it changes, in a few words (named in errors).
+    pub(super) description: &'static str,
+    /// The statements, run as one batch inside the upgrade's transaction.
+    pub(super) sql: &'static str,
+}
+
+/// Every schema change, oldest first. Append only.
+pub(super) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "builds and webhook deliveries",
+    // The schema of the code before versions, unchanged: a database made by
+    // it has these already, and IF NOT EXISTS leaves them as they are.
+    sql: "
+CREATE TABLE IF NOT EXISTS builds (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           TEXT NOT NULL UNIQUE,
+    name         TEXT NOT NULL,
+    repository   TEXT NOT NULL,
+    branch       TEXT NOT NULL,
+    commit_sha   TEXT NOT NULL,
+    commits      TEXT NOT NULL,
+    tag          TEXT,
+    baseimage    TEXT NOT NULL,
+    script       TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    queued       INTEGER NOT NULL,
+    started      INTEGER,
+    ended        INTEGER,
+    error        TEXT,
+    artifact     TEXT,
+    delivery_id  TEXT,
+    container_id TEXT
+);
+CREATE INDEX IF NOT EXISTS builds_by_name ON builds(name, seq);
+CREATE INDEX IF NOT EXISTS builds_by_status ON builds(status, seq);
+CREATE TABLE IF NOT EXISTS deliveries (
+    delivery_id TEXT PRIMARY KEY,
+    received    INTEGER NOT NULL
+);
+",
+}];
+
+/// The schema version this code writes and reads: that of the last migration.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// The database's `user_version`.
+fn user_version(connection: &Connection, path: &Path) -> Result<i64, HistoryError> {
+    connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(|source| HistoryError::Query {
+            path: path.to_path_buf(),
+            action: "read the schema version".into(),
+            source,
+        })
+}
+
+/// Refuses a database written by a newer version (or with a version that is
+/// not ours), before anything is written to it; returns its version.
+pub(super) fn refuse_newer(
+    connection: &Connection,
+    path: &Path,
+    supported: u32,
+) -> Result<i64, HistoryError> {
+    let found = user_version(connection, path)?;
+    if found < 0 || found > i64::from(supported) {
+        return Err(HistoryError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            supported,
+        });
+    }
+    Ok(found)
+}
+
+/// Applies the migrations of `MIGRATIONS` the database has not had.
+pub(super) fn migrate(connection: &mut Connection, path: &Path) -> Result<(), HistoryError> {
+    migrate_with(connection, path, MIGRATIONS)
+}
+
+/// Applies the migrations of `migrations` past the database's version, in
+/// one immediate transaction, and sets its version to the last one's.
+fn migrate_with(
+    connection: &mut Connection,
+    path: &Path,
+    migrations: &[Migration],
+) -> Result<(), HistoryError> {
+    let latest = migrations.last().map_or(0, |m| m.version);
+    // Up to date: no write lock taken, the common case of every start.
+    if refuse_newer(connection, path, latest)? == i64::from(latest) {
+        return Ok(());
+    }
+    let query = |action: String| {
+        move |source| HistoryError::Query {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
+    };
+    let tx = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(query("begin the schema upgrade".into()))?;
+    // Another process may have upgraded it while this one waited for the lock.
+    let current = refuse_newer(&tx, path, latest)?;
+    let empty = tx
+        .query_row("SELECT COUNT(*) = 0 FROM sqlite_master", [], |row| {
+            row.get::<_, bool>(0)
+        })
+        .map_err(query("read the schema".into()))?;
+    for migration in migrations.iter().filter(|m| i64::from(m.version) > current) {
+        tx.execute_batch(migration.sql).map_err(query(format!(
+            "apply schema migration {} ({})",
+            migration.version, migration.description
+        )))?;
+    }
+    tx.pragma_update(None, "user_version", latest)
+        .map_err(query(format!("set the schema version to {latest}")))?;
+    tx.commit().map_err(query(format!(
+        "commit the schema upgrade to version {latest}"
+    )))?;
+    if empty {
+        tracing::debug!(path = %path.display(), version = latest, "build history created");
+    } else if current < i64::from(latest) {
+        tracing::info!(path = %path.display(), from = current, to = latest, "build history schema upgraded");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{BuildRecord, BuildStatus, Enqueued, History, NewBuild};
+
+    const FIXTURE_V0: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/history-v0.sqlite3"
+    );
+
+    fn version_of(path: &Path) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Names and SQL of every table and index, to compare schemas.
+    fn schema_of(path: &Path) -> Vec<(String, Option<String>)> {
+        let connection = Connection::open(path).unwrap();
+        let mut statement = connection
+            .prepare("SELECT name, sql FROM sqlite_master ORDER BY type, name")
+            .unwrap();
+        let rows = statement
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    #[test]
+    fn migrations_are_numbered_from_one_in_order() {
+        for (index, migration) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(migration.version as usize, index + 1, "{migration:?}");
+            assert!(!migration.description.is_empty());
+        }
+        assert_eq!(SCHEMA_VERSION as usize, MIGRATIONS.len());
+    }
+
+    /// The database of the code before versions, upgraded in place: every
+    /// build, field by field, and every delivery survived. Each later
+    /// migration extends this test with what it adds.
+    #[tokio::test]
+    async fn a_database_made_before_versions_is_upgraded_with_nothing_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.sqlite3");
+        std::fs::copy(FIXTURE_V0, &path).unwrap();
+        assert_eq!(version_of(&path), 0, "the fixture predates versions");
+
+        let history = History::open(&path).await.unwrap();
+        assert_eq!(version_of(&path), i64::from(SCHEMA_VERSION));
+
+        let commits = r#"[{"id":"0123456789abcdef0123456789abcdef01234567","message":"first"}]"#;
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let expected = [
+            BuildRecord {
+                id: "18bcfe56800-5e3a9c1f".into(),
+                name: "owner/repo/master".into(),
+                repository: "owner/repo".into(),
+                branch: "master".into(),
+                commit: sha.into(),
+                commits: commits.into(),
+                tag: Some("tools".into()),
+                baseimage: "ubuntu:18.04".into(),
+                script: "autobuild/tools.sh".into(),
+                status: BuildStatus::Success,
+                queued: 1700000000,
+                started: Some(1700000001),
+                ended: Some(1700000090),
+                error: None,
+                artifact: Some("owner-repo-tools-master-0123456789.tar.gz".into()),
+                delivery_id: Some("d-1".into()),
+                container_id: Some("c0ffee0123456789".into()),
+            },
+            BuildRecord {
+                id: "18bcfe56800-0a1b2c3d".into(),
+                name: "owner/repo/master".into(),
+                repository: "owner/repo".into(),
+                branch: "master".into(),
+                commit: sha.into(),
+                commits: commits.into(),
+                tag: None,
+                baseimage: "ubuntu:18.04".into(),
+                script: "autobuild/main.sh".into(),
+                status: BuildStatus::Error,
+                queued: 1700000000,
+                started: Some(1700000002),
+                ended: Some(1700000030),
+                error: Some("the build script exited with status 2\nsee the log: été".into()),
+                artifact: None,
+                delivery_id: Some("d-1".into()),
+                container_id: Some("abcdef9876543210".into()),
+            },
+            BuildRecord {
+                id: "18bcfe5a680-77777777".into(),
+                name: "owner/repo/dev".into(),
+                repository: "owner/repo".into(),
+                branch: "dev".into(),
+                commit: "89abcdef0123456789abcdef0123456789abcdef".into(),
+                commits: "[]".into(),
+                tag: None,
+                baseimage: "alpine:3".into(),
+                script: "build.sh".into(),
+                status: BuildStatus::Cancelled,
+                queued: 1700001000,
+                started: None,
+                ended: Some(1700001005),
+                error: Some("superseded by a newer push".into()),
+                artifact: None,
+                delivery_id: None,
+                container_id: None,
+            },
+            BuildRecord {
+                id: "18bcfe5e500-00000001".into(),
+                name: "Configuration reloader".into(),
+                repository: "owner/config".into(),
+                branch: String::new(),
+                commit: "fedcba9876543210fedcba9876543210fedcba98".into(),
+                commits: "[]".into(),
+                tag: None,
+                baseimage: String::new(),
+                script: String::new(),
+                status: BuildStatus::Success,
+                queued: 1700002000,
+                started: Some(1700002000),
+                ended: Some(1700002001),
+                error: None,
+                artifact: None,
+                delivery_id: Some("d-2".into()),
+                container_id: None,
+            },
+            BuildRecord {
+                id: "18bcfe62380-12345678".into(),
+                name: "owner/repo/master".into(),
+                repository: "owner/repo".into(),
+                branch: "master".into(),
+                commit: sha.into(),
+                commits: commits.into(),
+                tag: None,
+                baseimage: "ubuntu:18.04".into(),
+                script: "autobuild/main.sh".into(),
+                status: BuildStatus::Queued,
+                queued: 1700003000,
+                started: None,
+                ended: None,
+                error: None,
+                artifact: None,
+                delivery_id: None,
+                container_id: None,
+            },
+        ];
+        for build in &expected {
+            assert_eq!(
+                history.get(&build.id).await.unwrap().as_ref(),
+                Some(build),
+                "build {}",
+                build.id
+            );
+        }
+        // Nothing more, and in the order they were recorded.
+        let mut newest_first: Vec<BuildRecord> = expected.to_vec();
+        newest_first.reverse();
+        assert_eq!(history.recent(None, 100).await.unwrap(), newest_first);
+        assert_eq!(history.queued().await.unwrap(), [expected[4].clone()]);
+
+        // The deliveries survived: both are still recognised as seen.
+        for delivery in ["d-1", "d-2"] {
+            let again = history
+                .enqueue(
+                    Some(delivery.into()),
+                    vec![NewBuild::new("owner/repo", "master", sha, "a.sh", "x")],
+                )
+                .await
+                .unwrap();
+            assert_eq!(again, Enqueued::Duplicate, "delivery {delivery}");
+        }
+        // And the sequence went on from where it was: a new build is the newest.
+        let Enqueued::Queued(new) = history
+            .enqueue(
+                Some("d-3".into()),
+                vec![NewBuild::new("owner/repo", "master", sha, "a.sh", "x")],
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("a new delivery is recorded");
+        };
+        assert_eq!(history.recent(None, 1).await.unwrap(), new);
+        drop(history);
+        let connection = Connection::open(&path).unwrap();
+        let deliveries: Vec<(String, i64)> = connection
+            .prepare("SELECT delivery_id, received FROM deliveries ORDER BY delivery_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            deliveries[..2],
+            [("d-1".into(), 1700000000), ("d-2".into(), 1700002000)]
+        );
+        assert_eq!(deliveries.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_database_of_a_newer_version_is_refused_and_left_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.sqlite3");
+        let newer = i64::from(SCHEMA_VERSION) + 1;
+        {
+            let connection = Connection::open(&path).unwrap();
+            connection
+                .execute_batch(&format!(
+                    "PRAGMA journal_mode = DELETE;
+                     CREATE TABLE builds (seq INTEGER PRIMARY KEY, id TEXT, future TEXT);
+                     INSERT INTO builds (id, future) VALUES ('a', 'kept');
+                     PRAGMA user_version = {newer};"
+                ))
+                .unwrap();
+        }
+        let before = std::fs::read(&path).unwrap();
+
+        let err = History::open(&path).await.unwrap_err();
+        match &err {
+            HistoryError::NewerSchema {
+                path: named,
+                found,
+                supported,
+            } => {
+                assert_eq!(named, &path);
+                assert_eq!(*found, newer);
+                assert_eq!(*supported, SCHEMA_VERSION);
+            }
+            other => panic!("expected NewerSchema, got {other:?}"),
+        }
+        let message = err.to_string();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(message.contains(&format!("version {newer}")), "{message}");
+        assert!(
+            message.contains(&format!("up to {SCHEMA_VERSION}")),
+            "{message}"
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            before,
+            "the file was changed"
+        );
+        assert!(!dir.path().join("history.sqlite3-wal").exists());
+
+        // A version that is not ours at all is refused the same way.
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", -1)
+            .unwrap();
+        let err = History::open(&path).await.unwrap_err();
+        assert!(
+            matches!(err, HistoryError::NewerSchema { found: -1, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn opening_twice_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        for path in [
+            dir.path().join("new.sqlite3"),
+            dir.path().join("v0.sqlite3"),
+        ] {
+            if path.ends_with("v0.sqlite3") {
+                std::fs::copy(FIXTURE_V0, &path).unwrap();
+            }
+            let history = History::open(&path).await.unwrap();
+            history
+                .enqueue(
+                    Some("once".into()),
+                    vec![NewBuild::new("o/r", "b", "c", "s", "i")],
+                )
+                .await
+                .unwrap();
+            let builds = history.recent(None, 100).await.unwrap();
+            drop(history);
+            let schema = schema_of(&path);
+
+            let again = History::open(&path).await.unwrap();
+            assert_eq!(version_of(&path), i64::from(SCHEMA_VERSION));
+            assert_eq!(schema_of(&path), schema, "{}", path.display());
+            assert_eq!(again.recent(None, 100).await.unwrap(), builds);
+        }
+    }
+
+    #[tokio::test]
+    async fn processes_opening_a_new_database_at_once_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.sqlite3");
+        // Separate connections, as separate processes would have.
+        let opens: Vec<_> = (0..4)
+            .map(|_| tokio::spawn(History::open(path.clone())))
+            .collect();
+        for open in opens {
+            open.await.unwrap().unwrap();
+        }
+        assert_eq!(version_of(&path), i64::from(SCHEMA_VERSION));
+    }
+
+    #[test]
+    fn a_failing_migration_leaves_the_database_at_its_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.sqlite3");
+        let mut connection = Connection::open(&path).unwrap();
+        let migrations = [
+            Migration {
+                version: 1,
+                description: "a table",
+                sql: "CREATE TABLE one (x INTEGER);",
+            },
+            Migration {
+                version: 2,
+                description: "a broken change",
+                sql: "CREATE TABLE two (y INTEGER); ALTER TABLE missing ADD COLUMN z;",
+            },
+        ];
+        let err = migrate_with(&mut connection, &path, &migrations).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("apply schema migration 2 (a broken change)"),
+            "{err}"
+        );
+        drop(connection);
+        assert_eq!(version_of(&path), 0);
+        assert!(schema_of(&path).is_empty(), "{:?}", schema_of(&path));
+
+        // Without the broken one, both the first and the version land.
+        let mut connection = Connection::open(&path).unwrap();
+        migrate_with(&mut connection, &path, &migrations[..1]).unwrap();
+        drop(connection);
+        assert_eq!(version_of(&path), 1);
+        assert_eq!(schema_of(&path).len(), 1);
+    }
+}

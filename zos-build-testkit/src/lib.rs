@@ -1,0 +1,20 @@
+//! The helpers that the test suites of several zos-build crates share.
+//!
+//! Why a crate: the Docker helpers of `zos-build-core`'s tests were used by
+//! the server's tests, and the server's harness by the client's, each
+//! pulled in with `#[path = "../../other-crate/tests/..."]`. Such a chain
+//! compiles the same file into every test binary under another module path,
+//! hides who depends on whom, and breaks when a file moves. Here the helpers
+//! are an ordinary library with its own dependencies, taken as a
+//! dev-dependency only, and never published.
+//!
+//! - [`docker`]: a real daemon, the busybox test image (imported when
+//!   missing: nothing can be pulled on these machines), unique build ids and
+//!   container checks.
+//! - [`server`] (feature `server`): the server started in-process on a
+//!   temporary data directory, with its own configuration and source
+//!   repositories, signed pushes, and waits on the history.
+
+pub mod docker;
+#[cfg(feature = "server")]
+pub mod server;
