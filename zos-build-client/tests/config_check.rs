@@ -309,3 +309,128 @@ fn example_configuration_is_valid_without_warnings() {
     );
     assert_eq!(text.lines().count(), 1, "only the summary: {text}");
 }
+
+/// Issue 9's alias bomb: an 896 KB file whose aliases would expand to about
+/// 50 GB (99,000 copies of one 500,000-byte string).
+fn alias_bomb() -> String {
+    let mut text = format!("a: &a \"{}\"\nb: [*a", "A".repeat(500_000));
+    text.push_str(&", *a".repeat(98_999));
+    text.push_str("]\n");
+    text
+}
+
+/// Runs `config check` on `dir`, killing it after 20 s (a failure: the
+/// bomb used to make it allocate until the kernel killed it).
+fn check_within_20_seconds(dir: &Path) -> Output {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zos-build-client"))
+        .args(["config", "check"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run zos-build-client");
+    let started = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("config check still running after 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_alias_bomb_is_refused_naming_file_and_line_and_the_other_branch_is_valid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let widget = dir.path().join("acme/widget");
+    std::fs::create_dir_all(&widget).expect("mkdir");
+    let bomb = alias_bomb();
+    std::fs::write(widget.join("bomb.yaml"), &bomb).expect("write bomb");
+    std::fs::write(
+        widget.join("master.yaml"),
+        "buildscripts:\n  - build.sh\nbuild.sh:\n  artifact: widget.tar.gz\n",
+    )
+    .expect("write branch file");
+
+    let output = check_within_20_seconds(dir.path());
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    // The 28th alias of line 2 (column 113) passes 16 × the file's size.
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "acme/widget/bomb.yaml:2:113: error: alias expansion exceeds {} bytes (16 × the \
+             file's size of {} bytes): anchors and aliases copy too much text\n\
+             2 branch files: 1 valid, 1 rejected; 1 error, 0 warnings\n",
+            16 * bomb.len(),
+            bomb.len()
+        )
+    );
+    assert!(output.stderr.is_empty(), "{output:?}");
+}
+
+#[test]
+fn scripts_publishing_the_same_artifact_name_are_a_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let widget = dir.path().join("acme/widget");
+    std::fs::create_dir_all(&widget).expect("mkdir");
+    std::fs::write(
+        widget.join("master.yaml"),
+        "buildscripts: [a.sh, b.sh]\na.sh:\n  artifact: a.tar.gz\nb.sh:\n  artifact: b.tar.gz\n",
+    )
+    .expect("write");
+    let output = check(dir.path(), false);
+    assert_eq!(output.status.code(), Some(0), "a warning only: {output:?}");
+    assert_eq!(
+        stdout(&output),
+        "acme/widget/master.yaml:4:1: warning: scripts 'a.sh' and 'b.sh' publish the same \
+         artifact name; give one a 'tag'\n\
+         1 branch file: 1 valid, 0 rejected; 0 errors, 1 warning\n"
+    );
+}
+
+/// The parser cannot use the core (the core must not depend on it, nor it on
+/// the core), so it restates the naming rule: two scripts of a branch collide
+/// exactly when their tags are equal. Here the restatement is checked against
+/// the core's `artifact_name` itself, for every pair of a set of tags.
+#[test]
+fn the_collision_warning_agrees_with_the_cores_artifact_names() {
+    use zos_build_core::artifact_name;
+    let tags = [
+        None,
+        Some("release"),
+        Some("Release"),
+        Some("a.b"),
+        Some("a-b"),
+        Some("a_b"),
+        Some("master"),
+        Some("1"),
+    ];
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    for (repository, branch) in [("acme/widget", "master"), ("a/b-c", "release/v1")] {
+        for first in tags {
+            for second in tags {
+                let tag_line =
+                    |tag: Option<&str>| tag.map(|t| format!("  tag: '{t}'\n")).unwrap_or_default();
+                let text = format!(
+                    "buildscripts: [a.sh, b.sh]\na.sh:\n  artifact: a\n{}b.sh:\n  artifact: b\n{}",
+                    tag_line(first),
+                    tag_line(second)
+                );
+                let parsed = zos_flist_config::parse_branch_file(&text, "x.yaml");
+                assert!(parsed.is_valid(), "{text}: {:?}", parsed.problems);
+                let warned = parsed
+                    .warnings()
+                    .any(|w| w.message.contains("publish the same artifact name"));
+                let same = artifact_name(repository, first, branch, commit)
+                    == artifact_name(repository, second, branch, commit);
+                assert_eq!(warned, same, "{repository} {branch} {first:?} {second:?}");
+            }
+        }
+    }
+}

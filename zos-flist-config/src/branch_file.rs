@@ -223,11 +223,13 @@ impl Checker<'_> {
         }
 
         let mut builds = Vec::new();
+        let mut settings_marks = Vec::new();
         for (script, mark) in &listed {
             match settings.iter().find(|(name, _, _)| name == script) {
                 Some((_, key, value)) => {
                     if let Some(build) = self.script_settings(script, key, value) {
                         builds.push(build);
+                        settings_marks.push(key.mark);
                     }
                 }
                 None => {
@@ -248,7 +250,40 @@ impl Checker<'_> {
                 }
             }
         }
+        self.same_artifact_names(&builds, &settings_marks);
         builds
+    }
+
+    /// Warn about scripts whose artifacts would be published under the same
+    /// name, so that the last build to finish silently replaces the others'.
+    ///
+    /// The published name is `zos_build_core::artifact_name(repository, tag,
+    /// branch, commit)`: within one branch file only the tag varies, and
+    /// since a tag is never empty and never holds `/` (the rule of `tag`),
+    /// two scripts get the same name exactly when their tags are equal, no
+    /// tag included. This crate does not depend on the core, so the rule is
+    /// restated here; `zos-build-client`'s `tests/config_check.rs` checks it
+    /// against the core's function.
+    fn same_artifact_names(&mut self, builds: &[BuildScript], marks: &[Mark]) {
+        let mut first_with_tag: HashMap<Option<&str>, &str> = HashMap::new();
+        for (build, mark) in builds.iter().zip(marks) {
+            let tag = build.tag.as_deref();
+            let Some(first) = first_with_tag.get(&tag) else {
+                first_with_tag.insert(tag, &build.script);
+                continue;
+            };
+            let advice = match tag {
+                None => "; give one a 'tag'".to_string(),
+                Some(tag) => format!(" (both have tag '{tag}'); give one a different 'tag'"),
+            };
+            self.warning(
+                *mark,
+                format!(
+                    "scripts '{first}' and '{}' publish the same artifact name{advice}",
+                    build.script
+                ),
+            );
+        }
     }
 
     /// The `buildscripts` sequence: non-empty, of non-empty strings, no duplicates.

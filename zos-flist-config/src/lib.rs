@@ -20,8 +20,11 @@
 //! - [`parse_branch_file`] checks one file's text on its own.
 //!
 //! Input is untrusted: nothing here panics on it, and YAML nesting depth and
-//! alias expansion are bounded ([`MAX_YAML_DEPTH`], [`MAX_YAML_COPIED_NODES`]),
-//! as is the size of a file ([`MAX_FILE_SIZE`]).
+//! alias expansion are bounded ([`MAX_YAML_DEPTH`]; [`MAX_YAML_COPIED_NODES`]
+//! nodes and [`yaml_expansion_budget`] bytes of copied text, which is
+//! [`YAML_EXPANSION_FACTOR`] × the file's size and at least
+//! [`MIN_YAML_EXPANSION_BUDGET`]), as is the size of a file
+//! ([`MAX_FILE_SIZE`]).
 
 mod branch_file;
 mod build_script;
@@ -35,4 +38,8 @@ pub use branch_file::{parse_branch_bytes, parse_branch_file, BranchFile, MAX_FIL
 pub use build_script::{BuildScript, Format, DEFAULT_ARCHIVES, DEFAULT_BASEIMAGE};
 pub use catalog::{Branch, BranchReport, Catalog, LoadError};
 pub use problem::{Problem, Severity};
-pub use yaml::{MAX_COPIED_NODES as MAX_YAML_COPIED_NODES, MAX_DEPTH as MAX_YAML_DEPTH};
+pub use yaml::{
+    expansion_budget as yaml_expansion_budget, EXPANSION_FACTOR as YAML_EXPANSION_FACTOR,
+    MAX_COPIED_NODES as MAX_YAML_COPIED_NODES, MAX_DEPTH as MAX_YAML_DEPTH,
+    MIN_EXPANSION_BUDGET as MIN_YAML_EXPANSION_BUDGET,
+};

@@ -10,8 +10,17 @@
 //! repository:
 //! - nesting deeper than [`MAX_DEPTH`] stops the parse (no stack or memory
 //!   blow-up from `[[[[…`);
-//! - anchors and aliases are expanded by copying, and the copies may add at
-//!   most [`MAX_COPIED_NODES`] nodes in all ("billion laughs" stops early);
+//! - anchors and aliases are expanded by copying, and the copies are
+//!   budgeted twice ("billion laughs" stops early): in nodes, at most
+//!   [`MAX_COPIED_NODES`] in all, which bounds the tree's structure; and in
+//!   bytes of text (scalars and keys), at most [`expansion_budget`] of the
+//!   file's size: [`EXPANSION_FACTOR`] × its size, and never less than
+//!   [`MIN_EXPANSION_BUDGET`] so that a small file may still share a few
+//!   settings. Counting nodes alone let 99,000 aliases of one 500,000-byte
+//!   string (an 896 KB file) ask for 50 GB; counting bytes stops it at the
+//!   alias that crosses the line. Every node knows the node count and the
+//!   text bytes of its subtree, so an alias is priced before anything is
+//!   copied, and a refused alias copies nothing;
 //! - a file holds one document.
 //!
 //! Scalars are typed with the YAML 1.2 core schema (`null`, `~` and the empty
@@ -32,6 +41,23 @@ pub const MAX_DEPTH: usize = 64;
 
 /// How many nodes anchors and aliases may copy, in all, in one file.
 pub const MAX_COPIED_NODES: usize = 100_000;
+
+/// How many bytes of text anchors and aliases may copy, in all, per byte of
+/// the file (see [`expansion_budget`]).
+pub const EXPANSION_FACTOR: usize = 16;
+
+/// The least byte budget of any file (1 MiB): a file of a few lines may still
+/// copy its shared settings a few times.
+pub const MIN_EXPANSION_BUDGET: usize = 1024 * 1024;
+
+/// How many bytes of text (scalars and keys) anchors and aliases may copy, in
+/// all, in a file of `file_size` bytes: [`EXPANSION_FACTOR`] × `file_size`,
+/// and at least [`MIN_EXPANSION_BUDGET`].
+pub fn expansion_budget(file_size: usize) -> usize {
+    file_size
+        .saturating_mul(EXPANSION_FACTOR)
+        .max(MIN_EXPANSION_BUDGET)
+}
 
 /// A position in the source text, 1-based, columns counted in characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +109,8 @@ pub(crate) struct Node {
     pub mark: Mark,
     /// Number of nodes in this subtree, itself included: the price of copying it.
     size: usize,
+    /// Bytes of text (scalars and keys) in this subtree: the other price.
+    bytes: usize,
 }
 
 impl Node {
@@ -174,6 +202,7 @@ struct Frame {
     mark: Mark,
     anchor: usize,
     size: usize,
+    bytes: usize,
 }
 
 /// Parse `text` into a tree, within the bounds above.
@@ -181,7 +210,12 @@ pub(crate) fn parse(text: &str) -> Result<Document, Fatal> {
     let mut builder = Builder {
         stack: Vec::new(),
         anchors: HashMap::new(),
-        copied: 0,
+        copied: Copied {
+            nodes: 0,
+            bytes: 0,
+            file_size: text.len(),
+            max_bytes: expansion_budget(text.len()),
+        },
         issues: Vec::new(),
         root: None,
     };
@@ -213,6 +247,7 @@ pub(crate) fn parse(text: &str) -> Result<Document, Fatal> {
             Event::Scalar(text, style, anchor, tag) => {
                 let kind = scalar_kind(&text, style, tag.as_ref());
                 let node = Node {
+                    bytes: text.len(),
                     value: Value::Scalar { text, kind },
                     mark,
                     size: 1,
@@ -244,7 +279,7 @@ pub(crate) fn parse(text: &str) -> Result<Document, Fatal> {
 struct Builder {
     stack: Vec<Frame>,
     anchors: HashMap<usize, Node>,
-    copied: usize,
+    copied: Copied,
     issues: Vec<Issue>,
     root: Option<Node>,
 }
@@ -262,6 +297,7 @@ impl Builder {
             mark,
             anchor,
             size: 1,
+            bytes: 0,
         });
         Ok(())
     }
@@ -291,6 +327,7 @@ impl Builder {
             value,
             mark,
             size: frame.size,
+            bytes: frame.bytes,
         };
         self.complete(node, frame.anchor)
     }
@@ -304,7 +341,9 @@ impl Builder {
                 message: "YAML alias refers to a node that contains it".to_string(),
             });
         };
-        charge(&mut self.copied, target.size, mark)?;
+        // Priced from the sizes the target already knows: a refused alias
+        // copies nothing.
+        self.copied.charge(target, mark)?;
         let mut node = target.clone();
         node.mark = mark;
         Ok(node)
@@ -313,7 +352,9 @@ impl Builder {
     /// A node is complete: remember it under its anchor, then hand it to its parent.
     fn complete(&mut self, node: Node, anchor: usize) -> Result<(), Fatal> {
         if anchor != 0 {
-            charge(&mut self.copied, node.size, node.mark)?;
+            // Remembering the anchor is a copy too (nested anchors would
+            // otherwise copy one subtree once per level).
+            self.copied.charge(&node, node.mark)?;
             self.anchors.insert(anchor, node.clone());
         }
         let Some(parent) = self.stack.last_mut() else {
@@ -321,6 +362,7 @@ impl Builder {
             return Ok(());
         };
         parent.size = parent.size.saturating_add(node.size);
+        parent.bytes = parent.bytes.saturating_add(node.bytes);
         match &mut parent.open {
             Open::Sequence { items } => items.push(node),
             Open::Mapping {
@@ -359,18 +401,49 @@ impl Builder {
     }
 }
 
-/// Account for copying `size` more nodes; `copied` is the running total.
-fn charge(copied: &mut usize, size: usize, mark: Mark) -> Result<(), Fatal> {
-    *copied = copied.saturating_add(size);
-    if *copied > MAX_COPIED_NODES {
-        return Err(Fatal {
+/// What anchors and aliases have copied so far in one file, against its budget.
+struct Copied {
+    nodes: usize,
+    bytes: usize,
+    /// The size of the file, in bytes, for the message.
+    file_size: usize,
+    /// [`expansion_budget`] of the file.
+    max_bytes: usize,
+}
+
+impl Copied {
+    /// Account for copying `node` (at `mark`); refuse before the copy is made
+    /// when it would pass either budget.
+    fn charge(&mut self, node: &Node, mark: Mark) -> Result<(), Fatal> {
+        let nodes = self.nodes.saturating_add(node.size);
+        let bytes = self.bytes.saturating_add(node.bytes);
+        let message = if bytes > self.max_bytes {
+            let limit = self.max_bytes;
+            if limit > MIN_EXPANSION_BUDGET {
+                format!(
+                    "alias expansion exceeds {limit} bytes ({EXPANSION_FACTOR} × the file's \
+                     size of {} bytes): anchors and aliases copy too much text",
+                    self.file_size
+                )
+            } else {
+                format!(
+                    "alias expansion exceeds {limit} bytes (1 MiB, the limit for files of \
+                     up to {} bytes): anchors and aliases copy too much text",
+                    MIN_EXPANSION_BUDGET / EXPANSION_FACTOR
+                )
+            }
+        } else if nodes > MAX_COPIED_NODES {
+            format!("alias expansion exceeds {MAX_COPIED_NODES} nodes")
+        } else {
+            self.nodes = nodes;
+            self.bytes = bytes;
+            return Ok(());
+        };
+        Err(Fatal {
             mark: Some(mark),
-            message: format!(
-                "YAML anchors and aliases expand to more than {MAX_COPIED_NODES} nodes"
-            ),
-        });
+            message,
+        })
     }
-    Ok(())
 }
 
 /// Type a scalar under the YAML 1.2 core schema.
@@ -588,12 +661,109 @@ mod tests {
         }
         let started = std::time::Instant::now();
         let fatal = parse(&text).expect_err("bomb");
-        assert_eq!(
-            fatal.message,
-            "YAML anchors and aliases expand to more than 100000 nodes"
-        );
+        assert_eq!(fatal.message, "alias expansion exceeds 100000 nodes");
         assert!(fatal.mark.is_some());
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    /// The bomb of issue 9: few nodes, each a copy of one large string.
+    fn byte_bomb(length: usize, aliases: usize) -> String {
+        let mut text = format!("a: &a \"{}\"\nb: [", "A".repeat(length));
+        for i in 0..aliases {
+            text.push_str(if i == 0 { "*a" } else { ", *a" });
+        }
+        text.push_str("]\n");
+        text
+    }
+
+    #[test]
+    fn alias_bomb_in_bytes_is_refused_at_the_alias_that_crosses_the_budget() {
+        let text = byte_bomb(500_000, 99_000);
+        assert!(
+            text.len() > 890_000 && text.len() < 1024 * 1024,
+            "{}",
+            text.len()
+        );
+        let fatal = parse(&text).expect_err("bomb");
+        assert_eq!(
+            fatal.message,
+            format!(
+                "alias expansion exceeds {} bytes (16 × the file's size of {} bytes): \
+                 anchors and aliases copy too much text",
+                16 * text.len(),
+                text.len()
+            )
+        );
+        // Anchoring the string copies it once (500,000 bytes); then each
+        // alias copies it again: the 28th alias passes 16 × ~896 KB.
+        let budget = 16 * text.len();
+        let crossing = (budget - 500_000) / 500_000 + 1;
+        let column = "b: [".len() + (crossing - 1) * ", ".len() + (crossing - 1) * 2 + 1;
+        assert_eq!(fatal.mark.map(Mark::position), Some((2, column)));
+    }
+
+    #[test]
+    fn small_files_get_the_floor_of_one_mebibyte() {
+        assert_eq!(expansion_budget(0), MIN_EXPANSION_BUDGET);
+        assert_eq!(expansion_budget(65_536), MIN_EXPANSION_BUDGET);
+        assert_eq!(expansion_budget(65_537), 16 * 65_537);
+        assert_eq!(expansion_budget(usize::MAX), usize::MAX);
+
+        // 10 aliases of a 50,000-byte string: 550,000 bytes copied in a
+        // file of 50 KB (16 × would be 800 KB): within the floor.
+        let text = byte_bomb(50_000, 10);
+        let doc = parse(&text).expect("within the floor");
+        let Some(Node {
+            value: Value::Mapping(entries),
+            ..
+        }) = doc.root
+        else {
+            panic!("mapping expected")
+        };
+        let Value::Sequence(items) = &entries[1].1.value else {
+            panic!("sequence expected")
+        };
+        assert_eq!(items.len(), 10);
+        assert_eq!(items[9].scalar_text().map(str::len), Some(50_000));
+
+        // 20 aliases: 1,050,000 bytes, past the floor.
+        let text = byte_bomb(50_000, 20);
+        let fatal = parse(&text).expect_err("past the floor");
+        assert_eq!(
+            fatal.message,
+            "alias expansion exceeds 1048576 bytes (1 MiB, the limit for files of up to \
+             65536 bytes): anchors and aliases copy too much text"
+        );
+        // The anchor and 20 copies of 50,000 bytes pass 1 MiB: the 20th alias.
+        assert_eq!(fatal.mark.map(Mark::position), Some((2, 5 + 19 * 4)));
+    }
+
+    #[test]
+    fn keys_and_nested_copies_count_in_bytes() {
+        // A mapping whose key is long (an explicit key: implicit ones stop
+        // at 1024 characters): copying it copies the key too.
+        let key = "k".repeat(50_000);
+        let mut text = format!("a: &a {{? {key} : 1}}\nb: [");
+        for i in 0..30 {
+            text.push_str(if i == 0 { "*a" } else { ", *a" });
+        }
+        text.push_str("]\n");
+        let fatal = parse(&text).expect_err("keys are text");
+        assert!(
+            fatal
+                .message
+                .starts_with("alias expansion exceeds 1048576 bytes"),
+            "{}",
+            fatal.message
+        );
+
+        // Nested anchors each remember a copy of the subtree below them.
+        let text = format!(
+            "a: &a \"{}\"\nb: &b [*a, *a]\nc: &c [*b, *b]\nd: &d [*c, *c]\n",
+            "A".repeat(60_000)
+        );
+        let fatal = parse(&text).expect_err("nested copies add up");
+        assert_eq!(fatal.mark.map(|m| m.line), Some(4));
     }
 
     #[test]

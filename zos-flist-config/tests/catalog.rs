@@ -129,6 +129,38 @@ fn one_bad_file_rejects_only_its_branch() {
     assert!(line.starts_with("a/b/bad.yaml:"), "{line}");
 }
 
+/// Issue 9's alias bomb: 896 KB that aliases would expand to about 50 GB.
+fn alias_bomb() -> String {
+    let mut text = format!("a: &a \"{}\"\nb: [*a", "A".repeat(500_000));
+    text.push_str(&", *a".repeat(98_999));
+    text.push_str("]\n");
+    text
+}
+
+#[test]
+fn an_alias_bomb_rejects_its_branch_by_bytes_and_the_others_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bomb = alias_bomb();
+    write(dir.path(), "a/b/bomb.yaml", &bomb);
+    write(dir.path(), "a/b/good.yaml", VALID);
+
+    let catalog = Catalog::load(dir.path()).expect("loads");
+    assert!(catalog.get("a/b", "bomb").is_none());
+    assert!(catalog.get("a/b", "good").is_some());
+    let limit = zos_flist_config::yaml_expansion_budget(bomb.len());
+    assert_eq!(limit, 16 * bomb.len());
+    // The 28th alias passes the limit: the anchor and 28 copies of 500,000
+    // bytes, against 16 × the file's 896,013 bytes.
+    assert_eq!(
+        problem_lines(&catalog),
+        vec![format!(
+            "a/b/bomb.yaml:2:113: error: alias expansion exceeds {limit} bytes (16 × the \
+             file's size of {} bytes): anchors and aliases copy too much text",
+            bomb.len()
+        )]
+    );
+}
+
 #[test]
 fn yaml_and_yml_for_the_same_branch_conflict() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -210,7 +210,7 @@ fn alias_bomb_is_an_error_not_a_hang() {
     let lines = lines(&parsed);
     assert_eq!(lines.len(), 1, "{lines:#?}");
     assert!(
-        lines[0].ends_with("error: YAML anchors and aliases expand to more than 100000 nodes"),
+        lines[0].ends_with("error: alias expansion exceeds 100000 nodes"),
         "{}",
         lines[0]
     );
@@ -552,6 +552,47 @@ fn misspelt_setting_key_gets_a_suggestion() {
     assert_eq!(
         only(text),
         format!("{FILE}:4:3: warning: script 'a.sh': unknown key 'baseimg' is ignored; did you mean 'baseimage'?")
+    );
+}
+
+#[test]
+fn scripts_publishing_the_same_name_get_a_warning() {
+    // a.sh and c.sh have no tag, b.sh and d.sh the same one; e.sh is alone.
+    let text = "\
+buildscripts: [a.sh, b.sh, c.sh, d.sh, e.sh]
+a.sh: {artifact: a.tar.gz}
+b.sh: {artifact: b.tar.gz, tag: release}
+c.sh: {artifact: c, format: binary, tag: ~}
+d.sh: {artifact: d.tar.gz, tag: release}
+e.sh: {artifact: e.tar.gz, tag: Release}
+";
+    let parsed = check(text);
+    assert!(parsed.is_valid(), "a warning only");
+    assert_eq!(parsed.builds.len(), 5);
+    assert_eq!(
+        lines(&parsed),
+        vec![
+            format!(
+                "{FILE}:4:1: warning: scripts 'a.sh' and 'c.sh' publish the same artifact \
+                 name; give one a 'tag'"
+            ),
+            format!(
+                "{FILE}:5:1: warning: scripts 'b.sh' and 'd.sh' publish the same artifact \
+                 name (both have tag 'release'); give one a different 'tag'"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn shared_settings_through_an_alias_collide_too() {
+    let text = "buildscripts: [a.sh, b.sh]\na.sh: &s {artifact: x}\nb.sh: *s\n";
+    assert_eq!(
+        only(text),
+        format!(
+            "{FILE}:3:1: warning: scripts 'a.sh' and 'b.sh' publish the same artifact name; \
+             give one a 'tag'"
+        )
     );
 }
 
