@@ -21,8 +21,9 @@
 //!
 //! The parser of the configuration repository (crate `zos-flist-config`) is
 //! re-exported as [`flist_config`], so one dependency gives an embedder the
-//! whole engine. This crate knows nothing of HTTP or GitHub: the server
-//! composes it with those.
+//! whole engine. This crate serves no HTTP and knows nothing of GitHub (the
+//! server composes it with those); its one HTTP client is the Zero-OS Hub
+//! publisher, the hub being where flists go.
 
 pub mod artifact_name;
 pub mod docker;
@@ -48,7 +49,10 @@ pub use history::{
 pub use log::{LogEvent, LogStream};
 pub use names::{CommitId, NameError, RepositoryName};
 pub use outcome::{BuildOutcome, Termination};
-pub use publish::{LocalPublisher, PublishError, Published, Publisher};
+pub use publish::{
+    link_name, BinaryPublisher, HubPublisher, HubPublisherBuilder, LocalPublisher, PublishError,
+    PublishRequest, Published, PublishedLink, Publisher, RetryPolicy,
+};
 pub use sink::{LogSink, SinkError};
 pub use spec::{BuildSpec, Command, ImageRef, Limits, SourceTree};
 pub use tokio_util::sync::CancellationToken;

@@ -608,7 +608,11 @@ impl Inner {
             &record.branch,
             &record.commit,
         );
-        match self.publisher.publish(artifact, &name).await {
+        match self
+            .publisher
+            .publish(&zos_build_core::PublishRequest::new(artifact, &name))
+            .await
+        {
             Ok(published) => {
                 tracing::info!(build = %record.id, artifact = %published.name, location = %published.location, "artifact published");
                 Ending::Success {
