@@ -692,24 +692,8 @@ impl Values<'_> {
 
     fn extra_hosts(&self, value: Option<Value>) -> Result<Vec<(String, String)>, ConfigError> {
         const KEY: &str = "extra-hosts";
-        let entries: Vec<String> = match value {
-            None | Some(Value::Null) => return Ok(Vec::new()),
-            Some(Value::String(s)) => s
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect(),
-            Some(Value::Sequence(items)) => items
-                .into_iter()
-                .map(|item| match item {
-                    Value::String(s) => Ok(s),
-                    other => Err(self.invalid(
-                        KEY,
-                        format!("expected entries like \"hub.local:10.0.0.5\", found {other:?}"),
-                    )),
-                })
-                .collect::<Result<_, _>>()?,
+        let entries = match value {
+            // A mapping `name: address` is a list of `name:address`.
             Some(Value::Mapping(map)) => map
                 .into_iter()
                 .map(|(name, address)| match (name, address) {
@@ -720,9 +704,7 @@ impl Values<'_> {
                     )),
                 })
                 .collect::<Result<_, _>>()?,
-            Some(other) => {
-                return Err(self.invalid(KEY, format!("expected a list, found {other:?}")))
-            }
+            other => self.list(KEY, other, "entries like \"hub.local:10.0.0.5\"")?,
         };
         entries
             .into_iter()
@@ -780,6 +762,36 @@ impl Values<'_> {
         }
     }
 
+    /// A list of text entries: a YAML sequence of strings, or one string of
+    /// comma-separated entries (what an environment variable holds); unset
+    /// is empty. `expected` says what an entry looks like, for errors.
+    fn list(
+        &self,
+        key: &'static str,
+        value: Option<Value>,
+        expected: &str,
+    ) -> Result<Vec<String>, ConfigError> {
+        match value {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::String(s)) => Ok(s
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()),
+            Some(Value::Sequence(items)) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(s) => Ok(s),
+                    other => {
+                        Err(self.invalid(key, format!("expected {expected}, found {other:?}")))
+                    }
+                })
+                .collect(),
+            Some(other) => Err(self.invalid(key, format!("expected a list, found {other:?}"))),
+        }
+    }
+
     /// A whole number of at least 1.
     fn at_least_one(
         &self,
@@ -796,28 +808,7 @@ impl Values<'_> {
     /// the `CAP_` prefix, as Docker takes them.
     fn capabilities(&self, value: Option<Value>) -> Result<Vec<String>, ConfigError> {
         const KEY: &str = "build-capabilities";
-        let names: Vec<String> = match value {
-            None | Some(Value::Null) => return Ok(Vec::new()),
-            Some(Value::String(s)) => s
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect(),
-            Some(Value::Sequence(items)) => items
-                .into_iter()
-                .map(|item| match item {
-                    Value::String(s) => Ok(s),
-                    other => Err(self.invalid(
-                        KEY,
-                        format!("expected capability names such as SYS_ADMIN, found {other:?}"),
-                    )),
-                })
-                .collect::<Result<_, _>>()?,
-            Some(other) => {
-                return Err(self.invalid(KEY, format!("expected a list, found {other:?}")))
-            }
-        };
+        let names = self.list(KEY, value, "capability names such as SYS_ADMIN")?;
         names
             .into_iter()
             .map(|name| {
@@ -969,6 +960,23 @@ mod tests {
     }
 
     #[test]
+    fn the_security_defaults_hold_without_a_file() {
+        let config = Config::default();
+        assert!(!config.allow_unsigned_webhooks);
+        assert_eq!(config.build_memory_limit, 16 << 30);
+        assert_eq!(config.build_pids_limit, 4096);
+        assert!(config.build_capabilities.is_empty());
+        assert_eq!(config.log_size_limit, 256 << 20);
+        assert_eq!(config.max_connections, 1024);
+        assert_eq!(config.replay_window, Duration::from_secs(24 * 3600));
+        assert_eq!(config.keep_builds_per_branch, 50);
+        let caps = yaml("build-capabilities: [sys_admin, CAP_NET_ADMIN]\n").unwrap();
+        assert_eq!(caps.build_capabilities, ["SYS_ADMIN", "NET_ADMIN"]);
+        let caps = yaml("build-capabilities: \"SYS_ADMIN, MKNOD\"\n").unwrap();
+        assert_eq!(caps.build_capabilities, ["SYS_ADMIN", "MKNOD"]);
+    }
+
+    #[test]
     fn an_empty_file_means_defaults() {
         assert_eq!(yaml("# nothing here\n").unwrap(), Config::default());
     }
@@ -1090,6 +1098,18 @@ on-shutdown: finish
             ("webhook-secret: \"\"\n", "webhook-secret"),
             ("github-token: [a, b]\n", "github-token"),
             ("log-format: xml\n", "log-format"),
+            (
+                "build-capabilities: [\"SYS ADMIN\"]\n",
+                "build-capabilities",
+            ),
+            ("build-capabilities: {a: b}\n", "build-capabilities"),
+            ("build-pids-limit: 0\n", "build-pids-limit"),
+            ("log-size-limit: 0\n", "log-size-limit"),
+            (
+                "allow-unsigned-webhooks: maybe\n",
+                "allow-unsigned-webhooks",
+            ),
+            ("replay-window: soon\n", "replay-window"),
         ] {
             let (got, message) = invalid_key(yaml(text));
             assert_eq!(got, key, "{text}: {message}");
