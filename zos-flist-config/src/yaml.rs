@@ -20,7 +20,9 @@
 //!   string (an 896 KB file) ask for 50 GB; counting bytes stops it at the
 //!   alias that crosses the line. Every node knows the node count and the
 //!   text bytes of its subtree, so an alias is priced before anything is
-//!   copied, and a refused alias copies nothing;
+//!   copied, and a refused alias copies nothing. Remembering an anchored
+//!   node is a copy too and is charged alike (nested anchors would
+//!   otherwise copy one subtree once per level);
 //! - a file holds one document.
 //!
 //! Scalars are typed with the YAML 1.2 core schema (`null`, `~` and the empty
@@ -81,6 +83,39 @@ impl Mark {
     /// `(line, column)`, as [`Problem::new`](crate::Problem::new) takes it.
     pub fn position(self) -> (usize, usize) {
         (self.line, self.column)
+    }
+
+    /// The position just past the last character of `text`. yaml-rust2
+    /// reads a text that does not end with a line break as if it did, so
+    /// an error at the end of `[a` would point at line 2 of a one-line file;
+    /// [`Mark::within`] brings such marks back to this one.
+    fn end_of(text: &str) -> Mark {
+        let (mut line, mut column, mut index) = (1, 1, 0);
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            index += 1;
+            // A break is `\n`, `\r` or `\r\n`, as yaml-rust2 counts them.
+            if c == '\n' || (c == '\r' && chars.peek() != Some(&'\n')) {
+                line += 1;
+                column = 1;
+            } else if c != '\r' {
+                column += 1;
+            }
+        }
+        Mark {
+            line,
+            column,
+            index,
+        }
+    }
+
+    /// This mark, or `end` if this one lies past it.
+    fn within(self, end: Mark) -> Mark {
+        if (self.line, self.column) > (end.line, end.column) {
+            end
+        } else {
+            self
+        }
     }
 }
 
@@ -220,13 +255,14 @@ pub(crate) fn parse(text: &str) -> Result<Document, Fatal> {
         root: None,
     };
     let mut parser = Parser::new_from_str(text);
+    let end = Mark::end_of(text);
     let mut documents = 0usize;
     loop {
         let (event, marker) = parser.next_token().map_err(|e| Fatal {
-            mark: Some(Mark::from_marker(e.marker())),
+            mark: Some(Mark::from_marker(e.marker()).within(end)),
             message: format!("YAML syntax error: {}", e.info()),
         })?;
-        let mark = Mark::from_marker(&marker);
+        let mark = Mark::from_marker(&marker).within(end);
         match event {
             Event::StreamEnd => break,
             Event::StreamStart | Event::DocumentEnd | Event::Nothing => {}
@@ -613,6 +649,20 @@ mod tests {
         };
         assert_eq!(entries[0].1.value, entries[1].1.value);
         assert_eq!(entries[1].1.mark.position(), (2, 4));
+    }
+
+    #[test]
+    fn marks_never_point_past_the_end_of_the_text() {
+        // Found by the branch_file fuzz target: `[d\x0fi` (no line break)
+        // was reported at line 2 of a one-line file.
+        let at = |text: &str| parse(text).expect_err("unclosed").mark.map(Mark::position);
+        assert_eq!(at("[d\x0fi"), Some((1, 5)));
+        assert_eq!(at("[a"), Some((1, 3)));
+        assert_eq!(at("a: [ä"), Some((1, 6)), "columns count characters");
+        assert_eq!(at("[a\n"), Some((2, 1)), "the line after the last break");
+        assert_eq!(at("x:\r\n  [a"), Some((2, 5)));
+        assert_eq!(at("x:\r  [a"), Some((2, 5)), "a lone CR breaks a line too");
+        assert_eq!(at("- [a\n\n\n"), Some((4, 1)));
     }
 
     #[test]
