@@ -95,6 +95,60 @@ impl std::fmt::Display for BuildStatus {
     }
 }
 
+/// Which publisher took a build's artifact: what the old JSON's `artifact`
+/// prefix (`flist/`, `binary/`, `kernel/`) is made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ArtifactKind {
+    /// A file in the server's local artifact directory (no hub configured).
+    Local,
+    /// A flist on the Zero-OS Hub.
+    Flist,
+    /// A file in the binary directory.
+    Binary,
+    /// A kernel in the kernel directory.
+    Kernel,
+}
+
+impl ArtifactKind {
+    /// The word stored: `local`, `flist`, `binary` or `kernel`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArtifactKind::Local => "local",
+            ArtifactKind::Flist => "flist",
+            ArtifactKind::Binary => "binary",
+            ArtifactKind::Kernel => "kernel",
+        }
+    }
+
+    /// The kind `word` names; None for any other word.
+    pub fn parse(word: &str) -> Option<ArtifactKind> {
+        Some(match word {
+            "local" => ArtifactKind::Local,
+            "flist" => ArtifactKind::Flist,
+            "binary" => ArtifactKind::Binary,
+            "kernel" => ArtifactKind::Kernel,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a moving link points, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LinkRecord {
+    /// The publisher's kind: links of different publishers are apart.
+    pub kind: ArtifactKind,
+    /// The link's name.
+    pub name: String,
+    /// What it points at.
+    pub target: String,
+    /// The build that moved it.
+    pub build_id: String,
+    /// When (unix seconds).
+    pub moved: i64,
+}
+
 /// A build to record, before it has an id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -179,6 +233,13 @@ pub struct BuildRecord {
     pub delivery_id: Option<String>,
     /// The container's id, once there is one.
     pub container_id: Option<String>,
+    /// Which publisher took the artifact; None for builds published before
+    /// it was recorded (local files) and for builds without an artifact.
+    pub artifact_kind: Option<ArtifactKind>,
+    /// Where the artifact went: a path or a URL.
+    pub artifact_location: Option<String>,
+    /// The moving link this build pointed at its artifact, if it moved one.
+    pub link: Option<String>,
 }
 
 /// A finished build of another service (the old autobuilder), recorded
@@ -273,6 +334,12 @@ pub struct BuildUpdate {
     pub artifact: Option<String>,
     /// Sets `container_id`.
     pub container_id: Option<String>,
+    /// Sets `artifact_kind`.
+    pub artifact_kind: Option<ArtifactKind>,
+    /// Sets `artifact_location`.
+    pub artifact_location: Option<String>,
+    /// Sets `link`.
+    pub link: Option<String>,
 }
 
 impl BuildUpdate {
@@ -306,6 +373,19 @@ impl BuildUpdate {
             artifact,
             ..Default::default()
         }
+    }
+
+    /// Also records where the artifact went and the link moved onto it.
+    pub fn published(
+        mut self,
+        kind: ArtifactKind,
+        location: impl Into<String>,
+        link: Option<String>,
+    ) -> BuildUpdate {
+        self.artifact_kind = Some(kind);
+        self.artifact_location = Some(location.into());
+        self.link = link;
+        self
     }
 
     /// Records the container's id.
@@ -395,7 +475,8 @@ pub enum HistoryError {
 pub const INTERRUPTED: &str = "interrupted by restart";
 
 const COLUMNS: &str = "id, name, repository, branch, commit_sha, commits, tag, baseimage, script, \
-     status, queued, started, ended, error, artifact, delivery_id, container_id";
+     status, queued, started, ended, error, artifact, delivery_id, container_id, \
+     artifact_kind, artifact_location, link";
 
 /// The build history, cheap to clone (clones share the connection).
 #[derive(Clone)]
@@ -559,6 +640,9 @@ impl History {
                     artifact: None,
                     delivery_id: delivery_id.clone(),
                     container_id: None,
+                    artifact_kind: None,
+                    artifact_location: None,
+                    link: None,
                 });
             }
             tx.commit().map_err(query("commit a push"))?;
@@ -660,7 +744,10 @@ impl History {
                     "UPDATE builds SET \
                      status = COALESCE(?2, status), started = COALESCE(?3, started), \
                      ended = COALESCE(?4, ended), error = COALESCE(?5, error), \
-                     artifact = COALESCE(?6, artifact), container_id = COALESCE(?7, container_id) \
+                     artifact = COALESCE(?6, artifact), container_id = COALESCE(?7, container_id), \
+                     artifact_kind = COALESCE(?8, artifact_kind), \
+                     artifact_location = COALESCE(?9, artifact_location), \
+                     link = COALESCE(?10, link) \
                      WHERE id = ?1",
                     params![
                         id,
@@ -670,6 +757,9 @@ impl History {
                         update.error,
                         update.artifact,
                         update.container_id,
+                        update.artifact_kind.map(ArtifactKind::as_str),
+                        update.artifact_location,
+                        update.link,
                     ],
                 )
                 .map_err(|source| HistoryError::Query {
@@ -678,6 +768,106 @@ impl History {
                     source,
                 })?;
             Ok(changed > 0)
+        })
+        .await
+    }
+
+    /// Whether build `id` may move link `name` of `kind`: true unless the
+    /// link already points at the artifact of a newer push (a build recorded
+    /// after `id`). This is what makes links move forward only, across
+    /// restarts. An unknown build may not.
+    pub async fn link_may_move(
+        &self,
+        kind: ArtifactKind,
+        name: &str,
+        id: &str,
+    ) -> Result<bool, HistoryError> {
+        let (name, id) = (name.to_string(), id.to_string());
+        self.with(format!("look up link {name}"), move |connection, path| {
+            connection
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM builds WHERE id = ?3) \
+                     AND NOT EXISTS (SELECT 1 FROM links WHERE kind = ?1 AND name = ?2 \
+                       AND build_seq > (SELECT seq FROM builds WHERE id = ?3))",
+                    params![kind.as_str(), name, id],
+                    |row| row.get(0),
+                )
+                .map_err(|source| HistoryError::Query {
+                    path: path.to_path_buf(),
+                    action: format!("look up link {name}"),
+                    source,
+                })
+        })
+        .await
+    }
+
+    /// Records that build `id` pointed link `name` of `kind` at `target`,
+    /// unless a newer build already did; false then (or for an unknown build).
+    pub async fn record_link(
+        &self,
+        kind: ArtifactKind,
+        name: &str,
+        target: &str,
+        id: &str,
+    ) -> Result<bool, HistoryError> {
+        let (name, target, id) = (name.to_string(), target.to_string(), id.to_string());
+        self.with(format!("record link {name}"), move |connection, path| {
+            let changed = connection
+                .execute(
+                    "INSERT INTO links (kind, name, target, build_seq, build_id, moved) \
+                     SELECT ?1, ?2, ?3, seq, id, ?5 FROM builds WHERE id = ?4 \
+                     ON CONFLICT (kind, name) DO UPDATE SET target = excluded.target, \
+                       build_seq = excluded.build_seq, build_id = excluded.build_id, \
+                       moved = excluded.moved \
+                     WHERE excluded.build_seq >= links.build_seq",
+                    params![kind.as_str(), name, target, id, now()],
+                )
+                .map_err(|source| HistoryError::Query {
+                    path: path.to_path_buf(),
+                    action: format!("record link {name}"),
+                    source,
+                })?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
+    /// Every recorded link, by kind and name.
+    pub async fn links(&self) -> Result<Vec<LinkRecord>, HistoryError> {
+        self.with("list links", |connection, path| {
+            let query = |source| HistoryError::Query {
+                path: path.to_path_buf(),
+                action: "list links".into(),
+                source,
+            };
+            let mut statement = connection
+                .prepare(
+                    "SELECT kind, name, target, build_id, moved FROM links ORDER BY kind, name",
+                )
+                .map_err(query)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        LinkRecord {
+                            kind: ArtifactKind::Local,
+                            name: row.get(1)?,
+                            target: row.get(2)?,
+                            build_id: row.get(3)?,
+                            moved: row.get(4)?,
+                        },
+                    ))
+                })
+                .map_err(query)?;
+            let mut links = Vec::new();
+            for row in rows {
+                let (kind, mut link) = row.map_err(query)?;
+                if let Some(kind) = ArtifactKind::parse(&kind) {
+                    link.kind = kind;
+                    links.push(link);
+                }
+            }
+            Ok(links)
         })
         .await
     }
@@ -1035,6 +1225,12 @@ fn raw_row(row: &Row<'_>) -> rusqlite::Result<(BuildRecord, String)> {
             artifact: row.get(14)?,
             delivery_id: row.get(15)?,
             container_id: row.get(16)?,
+            artifact_kind: row
+                .get::<_, Option<String>>(17)?
+                .as_deref()
+                .and_then(ArtifactKind::parse),
+            artifact_location: row.get(18)?,
+            link: row.get(19)?,
         },
         status,
     ))
@@ -1566,6 +1762,9 @@ mod tests {
                 artifact: Some("x.tar.gz".into()),
                 delivery_id: None,
                 container_id: None,
+                artifact_kind: None,
+                artifact_location: None,
+                link: None,
             }
         );
         // The build this server made stays the newest, and the latest of its

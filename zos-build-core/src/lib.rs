@@ -44,7 +44,8 @@ pub use docker::DockerExecutor;
 pub use error::BuildError;
 pub use executor::Executor;
 pub use history::{
-    BuildRecord, BuildStatus, BuildUpdate, Enqueued, History, HistoryError, NewBuild,
+    ArtifactKind, BuildRecord, BuildStatus, BuildUpdate, Enqueued, History, HistoryError,
+    LinkRecord, NewBuild,
 };
 pub use log::{LogEvent, LogStream};
 pub use names::{CommitId, NameError, RepositoryName};

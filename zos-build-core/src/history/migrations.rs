@@ -48,12 +48,13 @@ pub(super) struct Migration {
 }
 
 /// Every schema change, oldest first. Append only.
-pub(super) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "builds and webhook deliveries",
-    // The schema of the code before versions, unchanged: a database made by
-    // it has these already, and IF NOT EXISTS leaves them as they are.
-    sql: "
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "builds and webhook deliveries",
+        // The schema of the code before versions, unchanged: a database made by
+        // it has these already, and IF NOT EXISTS leaves them as they are.
+        sql: "
 CREATE TABLE IF NOT EXISTS builds (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
     id           TEXT NOT NULL UNIQUE,
@@ -81,7 +82,30 @@ CREATE TABLE IF NOT EXISTS deliveries (
     received    INTEGER NOT NULL
 );
 ",
-}];
+    },
+    Migration {
+        version: 2,
+        description: "where artifacts went, and the moving links",
+        // `artifact_kind` says which publisher took the artifact (`local`,
+        // `flist`, `binary`, `kernel`): the old JSON's `artifact` prefix is
+        // made from it. `links` remembers, per link, the build it points at,
+        // so that a link only moves forward across restarts.
+        sql: "
+ALTER TABLE builds ADD COLUMN artifact_kind TEXT;
+ALTER TABLE builds ADD COLUMN artifact_location TEXT;
+ALTER TABLE builds ADD COLUMN link TEXT;
+CREATE TABLE links (
+    kind      TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    target    TEXT NOT NULL,
+    build_seq INTEGER NOT NULL,
+    build_id  TEXT NOT NULL,
+    moved     INTEGER NOT NULL,
+    PRIMARY KEY (kind, name)
+);
+",
+    },
+];
 
 /// The schema version this code writes and reads: that of the last migration.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -240,6 +264,9 @@ mod tests {
                 artifact: Some("owner-repo-tools-master-0123456789.tar.gz".into()),
                 delivery_id: Some("d-1".into()),
                 container_id: Some("c0ffee0123456789".into()),
+                artifact_kind: None,
+                artifact_location: None,
+                link: None,
             },
             BuildRecord {
                 id: "18bcfe56800-0a1b2c3d".into(),
@@ -259,6 +286,9 @@ mod tests {
                 artifact: None,
                 delivery_id: Some("d-1".into()),
                 container_id: Some("abcdef9876543210".into()),
+                artifact_kind: None,
+                artifact_location: None,
+                link: None,
             },
             BuildRecord {
                 id: "18bcfe5a680-77777777".into(),
@@ -278,6 +308,9 @@ mod tests {
                 artifact: None,
                 delivery_id: None,
                 container_id: None,
+                artifact_kind: None,
+                artifact_location: None,
+                link: None,
             },
             BuildRecord {
                 id: "18bcfe5e500-00000001".into(),
@@ -297,6 +330,9 @@ mod tests {
                 artifact: None,
                 delivery_id: Some("d-2".into()),
                 container_id: None,
+                artifact_kind: None,
+                artifact_location: None,
+                link: None,
             },
             BuildRecord {
                 id: "18bcfe62380-12345678".into(),
@@ -316,6 +352,9 @@ mod tests {
                 artifact: None,
                 delivery_id: None,
                 container_id: None,
+                artifact_kind: None,
+                artifact_location: None,
+                link: None,
             },
         ];
         for build in &expected {
@@ -369,6 +408,93 @@ mod tests {
             [("d-1".into(), 1700000000), ("d-2".into(), 1700002000)]
         );
         assert_eq!(deliveries.len(), 3);
+    }
+
+    /// Version 1 (the fixture brought to it by migration 1 alone, as the
+    /// code of that version left it) to the latest: the builds are whole,
+    /// the new columns empty, no link is recorded yet, and links then move
+    /// forward only.
+    #[tokio::test]
+    async fn a_version_1_database_gains_artifact_kinds_and_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.sqlite3");
+        std::fs::copy(FIXTURE_V0, &path).unwrap();
+        {
+            let mut connection = Connection::open(&path).unwrap();
+            migrate_with(&mut connection, &path, &MIGRATIONS[..1]).unwrap();
+        }
+        assert_eq!(version_of(&path), 1);
+        let history = History::open(&path).await.unwrap();
+        assert_eq!(version_of(&path), i64::from(SCHEMA_VERSION));
+
+        let old = history.get("18bcfe56800-5e3a9c1f").await.unwrap().unwrap();
+        assert_eq!(old.status, BuildStatus::Success);
+        assert_eq!(
+            old.artifact.as_deref(),
+            Some("owner-repo-tools-master-0123456789.tar.gz")
+        );
+        assert_eq!(
+            (old.artifact_kind, old.artifact_location, old.link),
+            (None, None, None)
+        );
+        assert_eq!(history.links().await.unwrap(), []);
+
+        // The queued build (recorded last) moves the link; the older one may
+        // not move it back, neither now nor after a reopen.
+        let (older, newer) = ("18bcfe56800-5e3a9c1f", "18bcfe62380-12345678");
+        let kind = crate::history::ArtifactKind::Flist;
+        assert!(history
+            .link_may_move(kind, "o-r-m.flist", older)
+            .await
+            .unwrap());
+        assert!(history
+            .record_link(kind, "o-r-m.flist", "new.flist", newer)
+            .await
+            .unwrap());
+        drop(history);
+        let history = History::open(&path).await.unwrap();
+        assert!(!history
+            .link_may_move(kind, "o-r-m.flist", older)
+            .await
+            .unwrap());
+        assert!(!history
+            .record_link(kind, "o-r-m.flist", "old.flist", older)
+            .await
+            .unwrap());
+        assert!(history
+            .link_may_move(kind, "o-r-m.flist", newer)
+            .await
+            .unwrap());
+        // Another publisher's link of the same name is apart.
+        let binary = crate::history::ArtifactKind::Binary;
+        assert!(history
+            .link_may_move(binary, "o-r-m.flist", older)
+            .await
+            .unwrap());
+        // An unknown build moves nothing.
+        assert!(!history
+            .link_may_move(kind, "x.flist", "nope")
+            .await
+            .unwrap());
+        let links = history.links().await.unwrap();
+        assert_eq!(links.len(), 1);
+        assert_eq!(
+            (links[0].target.as_str(), links[0].build_id.as_str()),
+            ("new.flist", newer)
+        );
+
+        // The new columns are written and read back.
+        let update = crate::history::BuildUpdate::finished(
+            BuildStatus::Success,
+            None,
+            Some("a.flist".into()),
+        )
+        .published(kind, "http://hub/a.flist", Some("o-r-m.flist".into()));
+        history.update(newer, update).await.unwrap();
+        let got = history.get(newer).await.unwrap().unwrap();
+        assert_eq!(got.artifact_kind, Some(kind));
+        assert_eq!(got.artifact_location.as_deref(), Some("http://hub/a.flist"));
+        assert_eq!(got.link.as_deref(), Some("o-r-m.flist"));
     }
 
     #[tokio::test]
