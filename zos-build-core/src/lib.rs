@@ -34,10 +34,12 @@ pub mod history;
 pub mod log;
 pub mod names;
 mod outcome;
+pub mod pipeline;
 pub mod publish;
 pub mod redact;
 pub mod sink;
 mod spec;
+pub mod units;
 
 pub use artifact_name::{artifact_name, latest_name};
 pub use docker::DockerExecutor;

@@ -51,6 +51,12 @@ pub struct Sequencer {
 }
 
 impl Sequencer {
+    /// A sequencer whose first event is numbered `seq`: for a log that
+    /// already holds `seq` lines.
+    pub fn starting_at(seq: u64) -> Sequencer {
+        Sequencer { next: seq }
+    }
+
     /// Makes an event with the next sequence number.
     pub fn event(&mut self, stream: LogStream, text: String) -> LogEvent {
         let seq = self.next;
@@ -63,7 +69,8 @@ impl Sequencer {
         }
     }
 
-    /// How many events were numbered so far.
+    /// The number the next event gets (the count of events numbered, for a
+    /// sequencer started at 0).
     pub fn count(&self) -> u64 {
         self.next
     }

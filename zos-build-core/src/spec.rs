@@ -127,6 +127,11 @@ pub struct BuildSpec {
     pub labels: BTreeMap<String, String>,
     /// Commit the container as this image when the build succeeded.
     pub commit: Option<ImageRef>,
+    /// The sequence number of the run's first log line: 0 for a log of its
+    /// own, the number of lines already written when the run continues the
+    /// log of a longer job (a pipeline that fetched the source first), so
+    /// that one build's log is numbered from 0 without gaps.
+    pub first_log_line: u64,
 }
 
 impl BuildSpec {
@@ -148,7 +153,14 @@ impl BuildSpec {
             privileged: false,
             labels: BTreeMap::new(),
             commit: None,
+            first_log_line: 0,
         }
+    }
+
+    /// Numbers the run's log lines from `seq` on (see [`BuildSpec::first_log_line`]).
+    pub fn first_log_line(mut self, seq: u64) -> Self {
+        self.first_log_line = seq;
+        self
     }
 
     /// Adds an environment variable.

@@ -1,359 +1,41 @@
 //! The publishers against what they publish to: a Zero-OS Hub stand-in and
 //! a real directory.
 //!
-//! The hub cannot be reached from here, so it is the one stand-in: a small
-//! HTTP server on the loopback, written below, that speaks the hub's API as
-//! threefoldtech/0-hub's `src/flist-uploader.py` does (the `bearer` token,
-//! the `active-user` cookie, the multipart upload whose field `file` becomes
-//! `<name>.flist`, the link call, and its `{"status": …}` answers) and
-//! records every request it receives. It can be told to fail the next
-//! calls with a 500 crash page, to answer the hub's own error, or to keep a
-//! request waiting, so that the retry rules are tested against a server and
-//! not against mocks. Everything else (files, symlinks) is real.
+//! The hub cannot be reached from here, so it is the one stand-in:
+//! `zos_build_testkit::hub`, a small HTTP server on the loopback that speaks
+//! the hub's API as threefoldtech/0-hub's `src/flist-uploader.py` does (the
+//! `bearer` token, the `active-user` cookie, the multipart upload whose field
+//! `file` becomes `<name>.flist`, the link call, and its `{"status": …}`
+//! answers) and records every request it receives. It can be told to fail
+//! the next calls with a 500 crash page, to answer the hub's own error, to
+//! keep a request waiting, or to hold an upload back, so that the retry
+//! rules are tested against a server and not against mocks. Everything else
+//! (files, symlinks) is real.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
-use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use zos_build_core::{
     link_name, BinaryPublisher, HubPublisher, PublishError, PublishRequest, Publisher, RetryPolicy,
 };
+use zos_build_testkit::hub::{HubStandIn, TOKEN_USER};
 
 /// The token the stand-in accepts, with the dots of a JWT.
 const TOKEN: &str = "eyJhbGciOi.eyJ1c2VyIjoiYm90Iiwic2VjcmV0IjoieCJ9.s1gnatur3-S3CRET";
-/// The token's own user, and the account it is a member of.
-const TOKEN_USER: &str = "autobuilder";
+/// The account the publishers act for (the `active-user` cookie).
 const MEMBER_OF: &str = "acme";
 
 const ARTIFACT: &str = "acme-widget-master-0123456789.tar.gz";
 const FLIST: &str = "acme-widget-master-0123456789.flist";
 const LINK: &str = "acme-widget-master.flist";
 
-/// One request the stand-in received.
-#[derive(Debug, Clone)]
-struct Recorded {
-    method: String,
-    path: String,
-    authorization: Option<String>,
-    cookie: Option<String>,
-    /// The multipart parts of an upload: (field, file name, bytes).
-    parts: Vec<(String, Option<String>, Vec<u8>)>,
-}
-
-/// What the stand-in holds and is told.
-#[derive(Default)]
-struct State {
-    /// Answer the next N uploads with a 500 crash page.
-    failing_uploads: u32,
-    /// Answer the next N link calls with a 500 crash page.
-    failing_links: u32,
-    /// Keep the next N requests waiting (longer than any client waits).
-    stalls: u32,
-    /// Answer every call with the hub's error: (status, message).
-    error: Option<(u16, String)>,
-    requests: Vec<Recorded>,
-    /// (account, flist name) → the archive it was made from.
-    flists: BTreeMap<(String, String), Vec<u8>>,
-    /// (account, link name) → flist name.
-    links: BTreeMap<(String, String), String>,
-}
-
-struct HubStandIn {
-    url: String,
-    state: Arc<Mutex<State>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for HubStandIn {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-impl HubStandIn {
-    async fn start() -> HubStandIn {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let state = Arc::new(Mutex::new(State::default()));
-        let shared = state.clone();
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |request| answer(request, state.clone()));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        HubStandIn { url, state, server }
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap()
-    }
-
-    fn requests(&self) -> Vec<Recorded> {
-        self.state().requests.clone()
-    }
-
-    /// A publisher of this hub acting for `acme`, retrying quickly.
-    fn publisher(&self, attempts: u32) -> HubPublisher {
-        HubPublisher::builder(&self.url, TOKEN)
-            .username(Some(MEMBER_OF.into()))
-            .retry(RetryPolicy::new(attempts, Duration::from_millis(5)))
-            .build()
-            .unwrap()
-    }
-}
-
-fn json(status: u16, value: serde_json::Value) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(format!("{value}\n"))))
+/// A publisher of `hub` acting for `acme`, retrying quickly.
+fn publisher(hub: &HubStandIn, attempts: u32) -> HubPublisher {
+    HubPublisher::builder(hub.url(), TOKEN)
+        .username(Some(MEMBER_OF.into()))
+        .retry(RetryPolicy::new(attempts, Duration::from_millis(5)))
+        .build()
         .unwrap()
-}
-
-/// The hub's `api_response(message, code)`.
-fn hub_error(status: u16, message: &str) -> Response<Full<Bytes>> {
-    json(
-        status,
-        serde_json::json!({"status": "error", "message": message}),
-    )
-}
-
-/// The hub's request handling: authentication (`hub/security.py`'s
-/// `apicall`, the `active-user` switch of `hub/itsyouonline.py`), then the
-/// two routes of `flist-uploader.py` we use.
-async fn answer(
-    request: Request<Incoming>,
-    state: Arc<Mutex<State>>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let method = request.method().to_string();
-    let path = request.uri().path().to_string();
-    let header = |name: &str| {
-        request
-            .headers()
-            .get(name)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-    };
-    let authorization = header("authorization");
-    let cookie = header("cookie");
-    let content_type = header("content-type").unwrap_or_default();
-    let body = match request.into_body().collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(_) => return Ok(hub_error(400, "the body was cut")),
-    };
-    let parts = if method == "POST" {
-        match parse_multipart(&content_type, &body) {
-            Some(parts) => parts,
-            None => return Ok(hub_error(400, "malformed multipart body")),
-        }
-    } else {
-        Vec::new()
-    };
-    let stall = {
-        let mut state = state.lock().unwrap();
-        state.requests.push(Recorded {
-            method: method.clone(),
-            path: path.clone(),
-            authorization: authorization.clone(),
-            cookie: cookie.clone(),
-            parts: parts.clone(),
-        });
-        let stall = state.stalls > 0;
-        state.stalls = state.stalls.saturating_sub(1);
-        stall
-    };
-    if stall {
-        tokio::time::sleep(Duration::from_secs(3600)).await;
-    }
-
-    let mut state = state.lock().unwrap();
-    if let Some((status, message)) = &state.error {
-        return Ok(hub_error(*status, message));
-    }
-    // `apicall`: a token is required; a JWT (it has dots) is checked.
-    let Some(authorization) = authorization else {
-        return Ok(hub_error(401, "no authorization provided"));
-    };
-    let token = authorization
-        .get(..7)
-        .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
-        .map(|_| &authorization[7..]);
-    if token != Some(TOKEN) {
-        return Ok(hub_error(403, "invalid token"));
-    }
-    // `active-user` switches to an account the token's user is a member of.
-    let active = cookie
-        .as_deref()
-        .unwrap_or("")
-        .split(';')
-        .filter_map(|c| c.trim().strip_prefix("active-user="))
-        .next_back();
-    let account = match active {
-        Some(MEMBER_OF) => MEMBER_OF,
-        _ => TOKEN_USER,
-    }
-    .to_string();
-
-    let segments: Vec<String> = path.split('/').skip(1).map(percent_decode).collect();
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    const CRASH: &str = "<!doctype html>\n<title>500 Internal Server Error</title>\n<h1>Internal Server Error</h1>\n";
-    let crash = || {
-        Response::builder()
-            .status(500)
-            .header("content-type", "text/html")
-            .body(Full::new(Bytes::from(CRASH)))
-            .unwrap()
-    };
-    match (method.as_str(), segments.as_slice()) {
-        // `api_my_upload` → `api_flist_upload`.
-        ("POST", ["api", "flist", "me", "upload"]) => {
-            if state.failing_uploads > 0 {
-                state.failing_uploads -= 1;
-                return Ok(crash());
-            }
-            let Some((_, filename, bytes)) = parts.iter().find(|(field, _, _)| field == "file")
-            else {
-                return Ok(hub_error(500, "no file found"));
-            };
-            let filename = filename.clone().unwrap_or_default();
-            if filename.is_empty() {
-                return Ok(hub_error(500, "no file selected"));
-            }
-            let Some(stem) = filename.strip_suffix(".tar.gz") else {
-                return Ok(hub_error(500, "this file is not allowed"));
-            };
-            let flist = format!("{stem}.flist");
-            state.flists.insert((account, flist.clone()), bytes.clone());
-            Ok(json(
-                200,
-                serde_json::json!({
-                    "status": "success",
-                    "payload": {"name": flist, "files": {"regular": 1, "directory": 1}},
-                }),
-            ))
-        }
-        // `api_my_symlink` → `api_symlink`.
-        ("GET", ["api", "flist", "me", source, "link", link]) => {
-            if state.failing_links > 0 {
-                state.failing_links -= 1;
-                return Ok(crash());
-            }
-            let with_extension = |name: &str| {
-                if name.ends_with(".flist") {
-                    name.to_string()
-                } else {
-                    format!("{name}.flist")
-                }
-            };
-            let (source, link) = (with_extension(source), with_extension(link));
-            if !state
-                .flists
-                .contains_key(&(account.clone(), source.clone()))
-            {
-                return Ok(hub_error(404, "source not found"));
-            }
-            if state.flists.contains_key(&(account.clone(), link.clone())) {
-                return Ok(hub_error(401, "link destination is already a file"));
-            }
-            state.links.insert((account, link), source);
-            Ok(json(200, serde_json::json!({"status": "success"})))
-        }
-        _ => Ok(Response::builder()
-            .status(StatusCode::NOT_FOUND)
-            .body(Full::new(Bytes::from("not found")))
-            .unwrap()),
-    }
-}
-
-fn percent_decode(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// The parts of a `multipart/form-data` body (RFC 7578): (field name, file
-/// name, bytes). `None` when the body does not follow the format.
-#[allow(clippy::type_complexity)]
-fn parse_multipart(
-    content_type: &str,
-    body: &[u8],
-) -> Option<Vec<(String, Option<String>, Vec<u8>)>> {
-    let (kind, params) = content_type.split_once(';')?;
-    if kind.trim() != "multipart/form-data" {
-        return None;
-    }
-    let boundary = params
-        .split(';')
-        .find_map(|p| p.trim().strip_prefix("boundary="))?
-        .trim_matches('"');
-    let delimiter = format!("--{boundary}");
-    let mut rest = body.strip_prefix(delimiter.as_bytes())?;
-    let mut parts = Vec::new();
-    loop {
-        if rest.starts_with(b"--") {
-            return Some(parts);
-        }
-        rest = rest.strip_prefix(b"\r\n")?;
-        let head_end = find(rest, b"\r\n\r\n")?;
-        let head = std::str::from_utf8(&rest[..head_end]).ok()?;
-        rest = &rest[head_end + 4..];
-        let end = find(rest, format!("\r\n{delimiter}").as_bytes())?;
-        let content = rest[..end].to_vec();
-        rest = &rest[end + 2 + delimiter.len()..];
-        let disposition = head.lines().find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.eq_ignore_ascii_case("content-disposition")
-                .then_some(value)
-        })?;
-        let mut field = None;
-        let mut filename = None;
-        for param in disposition.split(';').map(str::trim) {
-            if let Some((key, value)) = param.split_once('=') {
-                let value = value.trim_matches('"').to_string();
-                match key {
-                    "name" => field = Some(value),
-                    "filename" => filename = Some(value),
-                    _ => {}
-                }
-            }
-        }
-        parts.push((field?, filename, content));
-    }
 }
 
 /// An artifact whose bytes include every byte value and multipart-looking
@@ -371,10 +53,10 @@ fn write_artifact(dir: &Path) -> (std::path::PathBuf, Vec<u8>) {
 
 #[tokio::test]
 async fn an_upload_carries_the_artifact_and_the_token_then_the_link_moves() {
-    let hub = HubStandIn::start().await;
+    let hub = HubStandIn::start(TOKEN).await;
     let dir = tempfile::tempdir().unwrap();
     let (artifact, bytes) = write_artifact(dir.path());
-    let publisher: Arc<dyn Publisher> = Arc::new(hub.publisher(3));
+    let publisher: Arc<dyn Publisher> = Arc::new(publisher(&hub, 3));
     let link = link_name("acme/widget", None, "master");
     assert_eq!(link, LINK);
 
@@ -389,10 +71,10 @@ async fn an_upload_carries_the_artifact_and_the_token_then_the_link_moves() {
         ("POST", "/api/flist/me/upload")
     );
     assert_eq!(upload.parts.len(), 1);
-    let (field, filename, received) = &upload.parts[0];
-    assert_eq!(field, "file");
-    assert_eq!(filename.as_deref(), Some(ARTIFACT));
-    assert!(*received == bytes, "the artifact's bytes, whole");
+    let part = &upload.parts[0];
+    assert_eq!(part.field, "file");
+    assert_eq!(part.file_name.as_deref(), Some(ARTIFACT));
+    assert!(part.bytes == bytes, "the artifact's bytes, whole");
     assert_eq!(
         (link_call.method.as_str(), link_call.path.as_str()),
         ("GET", format!("/api/flist/me/{FLIST}/link/{LINK}").as_str())
@@ -404,54 +86,41 @@ async fn an_upload_carries_the_artifact_and_the_token_then_the_link_moves() {
         );
         assert_eq!(request.cookie.as_deref(), Some("active-user=acme"));
     }
-    let state = hub.state();
-    assert!(state.flists.contains_key(&(MEMBER_OF.into(), FLIST.into())));
-    assert_eq!(
-        state
-            .links
-            .get(&(MEMBER_OF.into(), LINK.into()))
-            .map(String::as_str),
-        Some(FLIST)
-    );
+    assert!(hub.flists().get(&(MEMBER_OF.into(), FLIST.into())) == Some(&bytes));
+    assert_eq!(hub.link_target(MEMBER_OF, LINK).as_deref(), Some(FLIST));
 
     assert_eq!(published.name, FLIST);
-    assert_eq!(published.location, format!("{}/acme/{FLIST}", hub.url));
+    assert_eq!(published.location, format!("{}/acme/{FLIST}", hub.url()));
     let moved = published.link.expect("the link moved");
     assert_eq!((moved.name.as_str(), moved.target.as_str()), (LINK, FLIST));
-    assert_eq!(moved.location, format!("{}/acme/{LINK}", hub.url));
+    assert_eq!(moved.location, format!("{}/acme/{LINK}", hub.url()));
 }
 
 #[tokio::test]
 async fn without_a_username_the_tokens_own_account_is_used() {
-    let hub = HubStandIn::start().await;
+    let hub = HubStandIn::start(TOKEN).await;
     let dir = tempfile::tempdir().unwrap();
     let (artifact, _) = write_artifact(dir.path());
-    let publisher = HubPublisher::builder(&hub.url, TOKEN).build().unwrap();
+    let publisher = HubPublisher::builder(hub.url(), TOKEN).build().unwrap();
     let request = PublishRequest::new(&artifact, ARTIFACT).with_link(LINK);
     let published = publisher.publish(&request).await.unwrap();
     assert!(hub.requests().iter().all(|r| r.cookie.is_none()));
-    assert_eq!(
-        hub.state()
-            .links
-            .get(&(TOKEN_USER.into(), LINK.into()))
-            .map(String::as_str),
-        Some(FLIST)
-    );
+    assert_eq!(hub.link_target(TOKEN_USER, LINK).as_deref(), Some(FLIST));
     assert_eq!(
         published.location,
-        format!("{}/api/flist/me/{FLIST}", hub.url)
+        format!("{}/api/flist/me/{FLIST}", hub.url())
     );
 }
 
 #[tokio::test]
 async fn a_crashing_hub_is_tried_again_until_it_succeeds() {
-    let hub = HubStandIn::start().await;
-    hub.state().failing_uploads = 2;
-    hub.state().failing_links = 1;
+    let hub = HubStandIn::start(TOKEN).await;
+    hub.fail_uploads(2);
+    hub.fail_links(1);
     let dir = tempfile::tempdir().unwrap();
     let (artifact, bytes) = write_artifact(dir.path());
     let request = PublishRequest::new(&artifact, ARTIFACT).with_link(LINK);
-    let published = hub.publisher(3).publish(&request).await.unwrap();
+    let published = publisher(&hub, 3).publish(&request).await.unwrap();
     assert_eq!(published.name, FLIST);
 
     let calls: Vec<_> = hub
@@ -468,27 +137,21 @@ async fn a_crashing_hub_is_tried_again_until_it_succeeds() {
     );
     for request in hub.requests().iter().filter(|r| r.method == "POST") {
         assert!(
-            request.parts[0].2 == bytes,
+            request.parts[0].bytes == bytes,
             "every attempt sends the whole file"
         );
     }
-    assert_eq!(
-        hub.state()
-            .links
-            .get(&(MEMBER_OF.into(), LINK.into()))
-            .map(String::as_str),
-        Some(FLIST)
-    );
+    assert_eq!(hub.link_target(MEMBER_OF, LINK).as_deref(), Some(FLIST));
 }
 
 #[tokio::test]
 async fn retries_are_bounded() {
-    let hub = HubStandIn::start().await;
-    hub.state().failing_uploads = 100;
+    let hub = HubStandIn::start(TOKEN).await;
+    hub.fail_uploads(100);
     let dir = tempfile::tempdir().unwrap();
     let (artifact, _) = write_artifact(dir.path());
     let request = PublishRequest::new(&artifact, ARTIFACT).with_link(LINK);
-    let err = hub.publisher(3).publish(&request).await.unwrap_err();
+    let err = publisher(&hub, 3).publish(&request).await.unwrap_err();
     assert!(
         matches!(err, PublishError::HubUnavailable { attempts: 3, .. }),
         "{err}"
@@ -496,7 +159,7 @@ async fn retries_are_bounded() {
     let text = err.to_string();
     assert!(text.contains("HTTP 500"), "{text}");
     assert!(
-        text.contains(&format!("{}/api/flist/me/upload", hub.url)),
+        text.contains(&format!("{}/api/flist/me/upload", hub.url())),
         "{text}"
     );
     assert_eq!(hub.requests().len(), 3, "three uploads, no link call");
@@ -504,11 +167,11 @@ async fn retries_are_bounded() {
 
 #[tokio::test]
 async fn a_hub_that_keeps_a_request_waiting_is_tried_again() {
-    let hub = HubStandIn::start().await;
-    hub.state().stalls = 1;
+    let hub = HubStandIn::start(TOKEN).await;
+    hub.stall(1);
     let dir = tempfile::tempdir().unwrap();
     let (artifact, _) = write_artifact(dir.path());
-    let publisher = HubPublisher::builder(&hub.url, TOKEN)
+    let publisher = HubPublisher::builder(hub.url(), TOKEN)
         .retry(RetryPolicy::new(2, Duration::from_millis(5)))
         .upload_timeout(Duration::from_secs(2))
         .build()
@@ -528,13 +191,13 @@ async fn a_hub_that_keeps_a_request_waiting_is_tried_again() {
 
 #[tokio::test]
 async fn a_hub_error_fails_at_once_with_the_hubs_message() {
-    let hub = HubStandIn::start().await;
+    let hub = HubStandIn::start(TOKEN).await;
     let message = "unauthorized upload, contents is not fully present on backend";
-    hub.state().error = Some((500, message.into()));
+    hub.refuse_with(500, message);
     let dir = tempfile::tempdir().unwrap();
     let (artifact, _) = write_artifact(dir.path());
     let request = PublishRequest::new(&artifact, ARTIFACT).with_link(LINK);
-    let err = hub.publisher(5).publish(&request).await.unwrap_err();
+    let err = publisher(&hub, 5).publish(&request).await.unwrap_err();
     assert!(
         matches!(err, PublishError::HubRefused { status: 500, .. }),
         "{err}"
@@ -543,8 +206,8 @@ async fn a_hub_error_fails_at_once_with_the_hubs_message() {
     assert_eq!(hub.requests().len(), 1, "not retried, no link call");
 
     // The hub's own refusal of a token: a 4xx, not retried either.
-    hub.state().error = None;
-    let stranger = HubPublisher::builder(&hub.url, "not.the.token")
+    hub.accept();
+    let stranger = HubPublisher::builder(hub.url(), "not.the.token")
         .retry(RetryPolicy::new(5, Duration::from_millis(5)))
         .build()
         .unwrap();
@@ -557,10 +220,8 @@ async fn a_hub_error_fails_at_once_with_the_hubs_message() {
     assert_eq!(hub.requests().len(), 2);
 
     // A link the hub refuses fails the publication after the upload.
-    hub.state()
-        .flists
-        .insert((MEMBER_OF.into(), LINK.into()), Vec::new());
-    let err = hub.publisher(5).publish(&request).await.unwrap_err();
+    hub.insert_flist(MEMBER_OF, LINK, Vec::new());
+    let err = publisher(&hub, 5).publish(&request).await.unwrap_err();
     assert!(
         err.to_string()
             .contains("link destination is already a file"),
@@ -570,17 +231,17 @@ async fn a_hub_error_fails_at_once_with_the_hubs_message() {
 
 #[tokio::test]
 async fn the_token_appears_in_no_error_nor_debug_output() {
-    let hub = HubStandIn::start().await;
+    let hub = HubStandIn::start(TOKEN).await;
     let dir = tempfile::tempdir().unwrap();
     let (artifact, _) = write_artifact(dir.path());
     let request = PublishRequest::new(&artifact, ARTIFACT).with_link(LINK);
-    let publisher = hub.publisher(2);
+    let publisher = publisher(&hub, 2);
     let secret = "S3CRET";
     assert!(TOKEN.contains(secret));
     let mut shown = vec![format!("{publisher:?}")];
 
     // A hub that echoes the token in its message.
-    hub.state().error = Some((403, format!("token {TOKEN} is not allowed here")));
+    hub.refuse_with(403, &format!("token {TOKEN} is not allowed here"));
     let err = publisher.publish(&request).await.unwrap_err();
     assert!(
         err.to_string().contains("token *** is not allowed"),
@@ -589,8 +250,8 @@ async fn the_token_appears_in_no_error_nor_debug_output() {
     shown.extend([err.to_string(), format!("{err:?}")]);
 
     // Retries spent on crashes.
-    hub.state().error = None;
-    hub.state().failing_uploads = 10;
+    hub.accept();
+    hub.fail_uploads(10);
     let err = publisher.publish(&request).await.unwrap_err();
     shown.extend([err.to_string(), format!("{err:?}")]);
 
@@ -611,11 +272,10 @@ async fn the_token_appears_in_no_error_nor_debug_output() {
 
 #[tokio::test]
 async fn publishing_without_the_link_makes_no_link_call() {
-    let hub = HubStandIn::start().await;
+    let hub = HubStandIn::start(TOKEN).await;
     let dir = tempfile::tempdir().unwrap();
     let (artifact, _) = write_artifact(dir.path());
-    let published = hub
-        .publisher(3)
+    let published = publisher(&hub, 3)
         .publish(&PublishRequest::new(&artifact, ARTIFACT))
         .await
         .unwrap();
@@ -624,7 +284,68 @@ async fn publishing_without_the_link_makes_no_link_call() {
     let requests = hub.requests();
     assert_eq!(requests.len(), 1, "{requests:#?}");
     assert_eq!(requests[0].path, "/api/flist/me/upload");
-    assert!(hub.state().links.is_empty());
+    assert!(hub.links().is_empty());
+}
+
+#[tokio::test]
+async fn an_older_upload_held_back_finishes_after_a_newer_publication() {
+    let hub = HubStandIn::start(TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (artifact, bytes) = write_artifact(dir.path());
+    let older = "acme-widget-master-0000000000.tar.gz";
+    let older_flist = "acme-widget-master-0000000000.flist";
+    let publisher = Arc::new(publisher(&hub, 3));
+
+    // The older build's upload reaches the hub and waits there.
+    let hold = hub.hold_uploads_matching("-0000000000.");
+    let slow = tokio::spawn({
+        let (publisher, artifact) = (publisher.clone(), artifact.clone());
+        async move {
+            publisher
+                .publish(&PublishRequest::new(&artifact, older))
+                .await
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(30), hold.until_held(1))
+        .await
+        .expect("the older upload reached the hub");
+
+    // The newer build publishes and moves the link meanwhile.
+    let published = publisher
+        .publish(&PublishRequest::new(&artifact, ARTIFACT).with_link(LINK))
+        .await
+        .unwrap();
+    assert_eq!(published.name, FLIST);
+    assert!(!slow.is_finished(), "the older upload is still held");
+    assert!(!hub
+        .flists()
+        .contains_key(&(MEMBER_OF.into(), older_flist.into())));
+    assert_eq!(hub.link_target(MEMBER_OF, LINK).as_deref(), Some(FLIST));
+
+    // Released, the older one completes last, and leaves the link alone.
+    hold.release();
+    let late = tokio::time::timeout(Duration::from_secs(30), slow)
+        .await
+        .expect("the released upload was answered")
+        .unwrap()
+        .unwrap();
+    assert_eq!((late.name.as_str(), late.link), (older_flist, None));
+    assert!(hub.flists().get(&(MEMBER_OF.into(), older_flist.into())) == Some(&bytes));
+    assert_eq!(hub.link_target(MEMBER_OF, LINK).as_deref(), Some(FLIST));
+    let calls: Vec<_> = hub
+        .requests()
+        .iter()
+        .map(|r| (r.method.clone(), r.upload_file_name().map(str::to_string)))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("POST".to_string(), Some(older.to_string())),
+            ("POST".to_string(), Some(ARTIFACT.to_string())),
+            ("GET".to_string(), None),
+        ],
+        "one upload each, the newer one's link call, nothing retried"
+    );
 }
 
 /// A loopback port nothing listens on (bound, then released).

@@ -129,10 +129,13 @@ struct RawConfig {
     sweep_interval: Option<Value>,
     docker_wait: Option<Value>,
     log_format: Option<Value>,
+    zerohub_website: Option<Value>,
+    zerohub_token: Option<Value>,
+    zerohub_username: Option<Value>,
 }
 
 /// Every key, in documentation order, with its slot in [`RawConfig`].
-fn slots(raw: &mut RawConfig) -> [(&'static str, &mut Option<Value>); 33] {
+fn slots(raw: &mut RawConfig) -> [(&'static str, &mut Option<Value>); 36] {
     [
         ("data-directory", &mut raw.data_directory),
         ("logs-directory", &mut raw.logs_directory),
@@ -173,6 +176,9 @@ fn slots(raw: &mut RawConfig) -> [(&'static str, &mut Option<Value>); 33] {
         ("sweep-interval", &mut raw.sweep_interval),
         ("docker-wait", &mut raw.docker_wait),
         ("log-format", &mut raw.log_format),
+        ("zerohub-website", &mut raw.zerohub_website),
+        ("zerohub-token", &mut raw.zerohub_token),
+        ("zerohub-username", &mut raw.zerohub_username),
     ]
 }
 
@@ -283,6 +289,14 @@ pub struct Config {
     pub docker_wait: Duration,
     /// The form of the server's own log.
     pub log_format: LogFormat,
+    /// The Zero-OS Hub flists are uploaded to (`format: flist`); without it
+    /// they go to the local artifacts directory.
+    pub zerohub_website: Option<String>,
+    /// The hub's API token (a JWT), sent as `Authorization: bearer`.
+    pub zerohub_token: Option<String>,
+    /// The hub account flists are uploaded to (the `active-user` cookie);
+    /// the token's own account when unset.
+    pub zerohub_username: Option<String>,
 }
 
 /// Secrets are never printed: `Debug` (and so `--check-config`) shows
@@ -325,6 +339,12 @@ impl std::fmt::Debug for Config {
                 &self.docker_host.as_deref().map(redact_credentials),
             )
             .field("admin_token", &secret(&self.admin_token))
+            .field(
+                "zerohub_website",
+                &self.zerohub_website.as_deref().map(redact_credentials),
+            )
+            .field("zerohub_token", &secret(&self.zerohub_token))
+            .field("zerohub_username", &self.zerohub_username)
             .field("on_shutdown", &self.on_shutdown)
             .field("allow_unsigned_webhooks", &self.allow_unsigned_webhooks)
             .field("replay_window", &self.replay_window)
@@ -535,20 +555,52 @@ impl Config {
                     ))
                 }
             },
+            zerohub_website: v.string("zerohub-website", raw.zerohub_website)?,
+            zerohub_token: v.string("zerohub-token", raw.zerohub_token)?,
+            zerohub_username: v.string("zerohub-username", raw.zerohub_username)?,
         };
+        if config.zerohub_website.is_some() != config.zerohub_token.is_some() {
+            let (key, other) = if config.zerohub_website.is_some() {
+                ("zerohub-token", "zerohub-website")
+            } else {
+                ("zerohub-website", "zerohub-token")
+            };
+            return Err(v.invalid(key, format!("required when `{other}` is set")));
+        }
+        if let Err(e) = config.hub_publisher() {
+            return Err(v.invalid("zerohub-website", e.to_string()));
+        }
         Ok(config)
+    }
+
+    /// The Zero-OS Hub publisher of `zerohub-website`, `zerohub-token` and
+    /// `zerohub-username`; None when no hub is configured.
+    pub fn hub_publisher(
+        &self,
+    ) -> Result<Option<zos_build_core::HubPublisher>, zos_build_core::PublishError> {
+        let (Some(website), Some(token)) = (&self.zerohub_website, &self.zerohub_token) else {
+            return Ok(None);
+        };
+        zos_build_core::HubPublisher::builder(website, token)
+            .username(self.zerohub_username.clone())
+            .build()
+            .map(Some)
     }
 
     /// Every secret of the configuration, to be masked wherever text from a
     /// build or a remote might echo it: the webhook secret, the tokens, and
     /// the credentials in `git-base-url`.
     pub fn secrets(&self) -> Vec<String> {
-        let mut secrets: Vec<String> =
-            [&self.webhook_secret, &self.admin_token, &self.github_token]
-                .into_iter()
-                .flatten()
-                .cloned()
-                .collect();
+        let mut secrets: Vec<String> = [
+            &self.webhook_secret,
+            &self.admin_token,
+            &self.github_token,
+            &self.zerohub_token,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
         secrets.extend(zos_build_core::redact::credentials_of(&self.git_base_url));
         secrets
     }

@@ -34,15 +34,15 @@ pub mod legacy;
 pub mod live;
 pub mod logging;
 pub mod metrics;
-pub mod pipeline;
 pub mod reloader;
+pub mod scheduler;
 pub mod server;
 pub mod state;
 pub mod sweeper;
 pub mod views;
 
 pub use config::{Config, ConfigError};
-pub use pipeline::Scheduler;
+pub use scheduler::Scheduler;
 pub use server::{RunningServer, StartError};
 
 /// Opens the history, loads the catalog, connects to Docker (sweeping the

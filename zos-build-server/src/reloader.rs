@@ -20,11 +20,13 @@ use crate::config::Config;
 use crate::live::Live;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use zos_build_core::log::Sequencer;
-use zos_build_core::sink::{FanOut, FileSink};
-use zos_build_core::{
-    git, BuildStatus, BuildUpdate, Enqueued, History, LogSink, LogStream, NewBuild,
+use zos_build_core::pipeline::{
+    BuildJob, GitSource, JobEnding, JobInfo, JobLog, LocalSource, Source as TreeSource, Step,
+    StepContext, Stop,
 };
+use zos_build_core::redact::redact_credentials;
+use zos_build_core::sink::{FanOut, FileSink};
+use zos_build_core::{git, BuildStatus, BuildUpdate, Enqueued, History, NewBuild};
 use zos_flist_config::Catalog;
 
 /// The name of the reload builds in the history.
@@ -180,55 +182,72 @@ impl Reloader {
         let id = record.id.clone();
         self.update(&id, BuildUpdate::started(BuildStatus::Building), false)
             .await;
-        let mut log = Log::open(&id, &self.config.build_log_path(&id), &self.live).await;
+        let path = self.config.build_log_path(&id);
+        let mut sink = match FileSink::create(&path).await {
+            Ok(file) => {
+                let live = self.live.sink(&id, &path, file.size());
+                FanOut::new().with(file).with(live)
+            }
+            Err(e) => {
+                // The reload matters more than its log.
+                tracing::warn!(error = %e, "cannot write the configuration reload's log");
+                FanOut::new()
+            }
+        };
+        let mut log = JobLog::new(&mut sink);
         log.line(format!(
-            "[zos-build] loading the configuration from {location}"
+            "[zos-build] loading the configuration from {}",
+            redact_credentials(&location)
         ))
         .await;
-        let (status, error) = match self.fetch(&mut log, commit).await {
-            Ok(dir) => match tokio::task::spawn_blocking(move || Catalog::load(dir)).await {
-                Ok(Ok(catalog)) => {
-                    for problem in catalog.problems() {
-                        log.line(problem.to_string()).await;
-                    }
-                    let branches = catalog.branches().count();
-                    let rejected = catalog.reports().iter().filter(|r| !r.is_valid()).count();
-                    log.line(format!(
-                        "[zos-build] {branches} branches tracked, {rejected} branch files rejected"
-                    ))
-                    .await;
-                    let failed = catalog.has_errors();
-                    self.catalog.set(catalog);
-                    tracing::info!(branches, rejected, "configuration loaded");
-                    if failed {
-                        (BuildStatus::Error, Some(REJECTED.to_string()))
-                    } else {
-                        (BuildStatus::Success, None)
-                    }
-                }
-                Ok(Err(e)) => (BuildStatus::Error, Some(e.to_string())),
-                Err(e) => (
-                    BuildStatus::Error,
-                    Some(format!("the load did not finish: {e}")),
-                ),
-            },
-            Err(message) => (BuildStatus::Error, Some(message)),
+        let ending = match self.source_of(commit).await {
+            Ok((source, commit)) => {
+                let work = self
+                    .config
+                    .data_directory
+                    .join("configuration")
+                    .join(&commit);
+                let _ = tokio::fs::remove_dir_all(&work).await;
+                let info = JobInfo::new(id.as_str(), repository.as_str(), "", commit, "");
+                let step = CatalogStep {
+                    catalog: self.catalog.clone(),
+                };
+                let job = BuildJob::new(info, &work, source, Arc::new(step));
+                let ending = job.run(&mut log, &Stop::new()).await;
+                remove_other_checkouts(&work).await;
+                ending
+            }
+            Err(message) => {
+                let ending = JobEnding::error(message);
+                log.line(ending.last_line()).await;
+                ending
+            }
         };
-        if let Some(error) = &error {
-            log.line(format!("[zos-build] {error}")).await;
-            tracing::warn!(%error, "configuration reload");
+        if let Err(e) = log.finish().await {
+            tracing::warn!(error = %e, "cannot write the configuration reload's log");
         }
-        log.finish().await;
+        let (status, error) = match ending {
+            JobEnding::Succeeded { .. } => (BuildStatus::Success, None),
+            JobEnding::Failed { message, .. } => {
+                tracing::warn!(error = %message, "configuration reload");
+                (BuildStatus::Error, Some(message))
+            }
+            other => (BuildStatus::Error, Some(other.last_line())),
+        };
         self.update(&id, BuildUpdate::finished(status, error, None), true)
             .await;
         Some(id)
     }
 
-    /// The directory to load: the local one, or a fresh checkout of `commit`
-    /// (default: the default branch's head) under `<data>/configuration`.
-    async fn fetch(&self, log: &mut Log, commit: Option<String>) -> Result<PathBuf, String> {
+    /// Where to load from: the local directory, or `commit` of the
+    /// repository (default: its default branch's head, learnt here), with
+    /// the commit (empty for a directory).
+    async fn source_of(
+        &self,
+        commit: Option<String>,
+    ) -> Result<(Arc<dyn TreeSource>, String), String> {
         let url = match &self.source {
-            Source::Local(dir) => return Ok(dir.clone()),
+            Source::Local(dir) => return Ok((Arc::new(LocalSource::new(dir)), "local".into())),
             Source::Git { url, .. } => url.clone(),
         };
         let commit = match commit {
@@ -245,28 +264,8 @@ impl Reloader {
                 head
             }
         };
-        log.line(format!(
-            "[zos-build] fetching {} at {commit}",
-            zos_build_core::redact::redact_credentials(&url)
-        ))
-        .await;
-        let root = self.config.data_directory.join("configuration");
-        let dest = root.join(&commit);
-        let _ = tokio::fs::remove_dir_all(&dest).await;
-        self.config
-            .git()
-            .fetch_commit(&url, &commit, &dest)
-            .await
-            .map_err(|e| format!("cannot fetch the configuration: {e}"))?;
-        // Older checkouts are of no use any more.
-        if let Ok(mut entries) = tokio::fs::read_dir(&root).await {
-            while let Ok(Some(entry)) = entries.next_entry().await {
-                if entry.path() != dest {
-                    let _ = tokio::fs::remove_dir_all(entry.path()).await;
-                }
-            }
-        }
-        Ok(dest)
+        let source = GitSource::new(self.config.git(), url, &commit, "tree");
+        Ok((Arc::new(source), commit))
     }
 
     async fn update(&self, id: &str, update: BuildUpdate, finished: bool) {
@@ -277,44 +276,54 @@ impl Reloader {
     }
 }
 
-/// The reloader build's log: lines go to its file and the live feed; a
-/// failure to write is logged, never fatal (the reload itself matters more).
-struct Log {
-    sink: Option<FanOut>,
-    seq: Sequencer,
+/// The reload's step: the tree becomes the new catalog, every problem
+/// with file and line in the log. One broken branch file rejects its own
+/// branch only; the valid ones are tracked either way.
+struct CatalogStep {
+    catalog: SharedCatalog,
 }
 
-impl Log {
-    async fn open(id: &str, path: &Path, live: &Live) -> Log {
-        let sink = match FileSink::create(path).await {
-            Ok(file) => {
-                let live = live.sink(id, path, file.size());
-                Some(FanOut::new().with(file).with(live))
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot write the configuration reload's log");
-                None
-            }
+#[async_trait::async_trait]
+impl Step for CatalogStep {
+    async fn run(&self, context: &StepContext<'_>, log: &mut JobLog<'_>) -> JobEnding {
+        let dir = context.tree.to_path_buf();
+        let catalog = match tokio::task::spawn_blocking(move || Catalog::load(dir)).await {
+            Ok(Ok(catalog)) => catalog,
+            Ok(Err(e)) => return JobEnding::failure(e.to_string()),
+            Err(e) => return JobEnding::error(format!("the load did not finish: {e}")),
         };
-        Log {
-            sink,
-            seq: Sequencer::default(),
+        for problem in catalog.problems() {
+            log.line(problem.to_string()).await;
         }
-    }
-
-    async fn line(&mut self, text: String) {
-        let event = self.seq.event(LogStream::System, text);
-        if let Some(sink) = &mut self.sink {
-            if let Err(e) = sink.write(std::slice::from_ref(&event)).await {
-                tracing::warn!(error = %e, "cannot write the configuration reload's log");
-                self.sink = None;
+        let branches = catalog.branches().count();
+        let rejected = catalog.reports().iter().filter(|r| !r.is_valid()).count();
+        let summary = format!("{branches} branches tracked, {rejected} branch files rejected");
+        log.line(format!("[zos-build] {summary}")).await;
+        let failed = catalog.has_errors();
+        self.catalog.set(catalog);
+        tracing::info!(branches, rejected, "configuration loaded");
+        if failed {
+            JobEnding::failure(REJECTED)
+        } else {
+            JobEnding::Succeeded {
+                summary,
+                published: Vec::new(),
             }
         }
     }
+}
 
-    async fn finish(&mut self) {
-        if let Some(sink) = &mut self.sink {
-            let _ = sink.finish().await;
+/// Removes the checkouts of the configuration beside `current`: older
+/// commits are of no use any more.
+async fn remove_other_checkouts(current: &Path) {
+    let Some(root) = current.parent() else {
+        return;
+    };
+    if let Ok(mut entries) = tokio::fs::read_dir(root).await {
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            if entry.path() != current {
+                let _ = tokio::fs::remove_dir_all(entry.path()).await;
+            }
         }
     }
 }

@@ -9,8 +9,8 @@
 use crate::catalog::SharedCatalog;
 use crate::config::Config;
 use crate::live::{Frames, Live};
-use crate::pipeline::Scheduler;
 use crate::reloader::Reloader;
+use crate::scheduler::{Publishers, Scheduler};
 use crate::state::AppState;
 use crate::sweeper::{DockerHealth, Sweeper};
 use sha2::{Digest, Sha256};
@@ -19,9 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use zos_build_core::{
-    BuildError, CancellationToken, DockerExecutor, History, HistoryError, LocalPublisher,
-};
+use zos_build_core::{BuildError, CancellationToken, DockerExecutor, History, HistoryError};
 
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +43,9 @@ pub enum StartError {
     /// The Docker daemon could not be reached, or its leftovers not swept.
     #[error("docker: {0}")]
     Docker(#[from] BuildError),
+    /// A publisher's settings are unusable (the Zero-OS Hub's URL).
+    #[error(transparent)]
+    Publisher(#[from] zos_build_core::PublishError),
     /// A blocking start-up task did not finish.
     #[error("start-up task failed: {0}")]
     Task(String),
@@ -183,13 +184,20 @@ pub async fn prepare(
     let address = listener
         .local_addr()
         .map_err(|source| StartError::Bind { address, source })?;
+    let publishers = Publishers::from_config(&config, &history)?;
+    if publishers.hub.is_none() {
+        tracing::info!(
+            directory = %config.artifacts_directory.display(),
+            "no zerohub-website: flists are published to the local artifacts directory"
+        );
+    }
     let scheduler = executor.as_ref().map(|executor| {
         Scheduler::new(
             config.clone(),
             history.clone(),
             catalog.clone(),
             Arc::new(executor.clone()),
-            Arc::new(LocalPublisher::new(config.artifacts_directory.clone())),
+            publishers,
             live.clone(),
         )
     });

@@ -7,13 +7,13 @@
 //! scheduler, the reloader and what they use (`live`, `catalog`, `config`),
 //! never `http` or `views`.
 
-use crate::catalog::SharedCatalog;
+use crate::catalog::{RefKind, SharedCatalog};
 use crate::config::Config;
 use crate::live::Live;
 use crate::metrics::WebhookCounter;
-use crate::pipeline::builds_of;
-use crate::pipeline::Scheduler;
 use crate::reloader::Reloader;
+use crate::scheduler::builds_of;
+use crate::scheduler::Scheduler;
 use crate::sweeper::DockerHealth;
 use std::sync::Arc;
 use zos_build_core::git::{self, GitError};
@@ -81,10 +81,11 @@ impl AppState {
     }
 
     /// Turns a push (webhook) or a request (API) into builds: looks the
-    /// branch up in the catalog, finds the commit (the branch's head when
-    /// none is given), records one build per build script as `queued` and
-    /// hands them to the scheduler (without a scheduler they are only
-    /// recorded). The handlers only map the errors to their answers.
+    /// branch file of the branch or tag up in the catalog, finds the commit
+    /// (the ref's commit now when none is given), records one build per
+    /// build script as `queued` and hands them to the scheduler (without a
+    /// scheduler they are only recorded). The handlers only map the errors
+    /// to their answers.
     pub async fn trigger(&self, trigger: Trigger) -> Result<Triggered, TriggerError> {
         let catalog = self
             .catalog()
@@ -92,21 +93,13 @@ impl AppState {
             .ok_or(TriggerError::RepositoryNotTracked)?;
         let branch = catalog
             .get(trigger.repository.as_str(), &trigger.branch)
-            .ok_or(TriggerError::BranchNotTracked)?;
+            .ok_or_else(|| match trigger.kind {
+                RefKind::Branch => TriggerError::BranchNotTracked,
+                RefKind::Tag => TriggerError::TagNotTracked(trigger.branch.clone()),
+            })?;
         let commit = match trigger.commit {
             Some(commit) => commit,
-            None => {
-                let url =
-                    git::repository_url(&self.config.git_base_url, trigger.repository.as_str());
-                let head = self
-                    .config
-                    .git()
-                    .resolve(&url, &format!("refs/heads/{}", trigger.branch))
-                    .await
-                    .map_err(TriggerError::Head)?;
-                CommitId::parse(&head)
-                    .map_err(|e| TriggerError::Head(GitError::InvalidCommit(e.to_string())))?
-            }
+            None => self.commit_of(&trigger).await?,
         };
         let builds = builds_of(branch, commit.as_str(), &trigger.commits);
         let window = trigger.refuse_replays.then_some(self.config.replay_window);
@@ -125,6 +118,26 @@ impl AppState {
         .map_err(TriggerError::History)?;
         Ok(Triggered { commit, enqueued })
     }
+
+    /// The commit the trigger's branch or tag points to now: for an
+    /// annotated tag, the commit it tags (`refs/tags/<t>^{}`), not the tag
+    /// object, which is no commit to fetch.
+    async fn commit_of(&self, trigger: &Trigger) -> Result<CommitId, TriggerError> {
+        let url = git::repository_url(&self.config.git_base_url, trigger.repository.as_str());
+        let git = self.config.git();
+        let reference = trigger.kind.git_ref(&trigger.branch);
+        let head = match trigger.kind {
+            RefKind::Branch => git.resolve(&url, &reference).await,
+            RefKind::Tag => match git.resolve(&url, &format!("{reference}^{{}}")).await {
+                // A lightweight tag has no peeled entry: it names the commit.
+                Err(GitError::NoSuchRef { .. }) => git.resolve(&url, &reference).await,
+                peeled => peeled,
+            },
+        }
+        .map_err(TriggerError::Head)?;
+        CommitId::parse(&head)
+            .map_err(|e| TriggerError::Head(GitError::InvalidCommit(e.to_string())))
+    }
 }
 
 /// What asks for builds: a push, or a request of the API.
@@ -133,9 +146,12 @@ impl AppState {
 pub struct Trigger {
     /// The repository.
     pub repository: RepositoryName,
-    /// The branch.
+    /// The name of the branch or tag (`kind`): the branch file built, and
+    /// the builds' branch.
     pub branch: String,
-    /// The commit; None for the branch's head now.
+    /// Whether `branch` names a branch or a tag of the repository.
+    pub kind: RefKind,
+    /// The commit; None for the commit the branch or tag points to now.
     pub commit: Option<CommitId>,
     /// The push's `commits` array as JSON text (shown on the status page).
     pub commits: String,
@@ -156,9 +172,31 @@ impl Trigger {
         commits: String,
         delivery: Option<String>,
     ) -> Trigger {
+        Trigger::push_of(
+            RefKind::Branch,
+            repository,
+            branch,
+            commit,
+            commits,
+            delivery,
+        )
+    }
+
+    /// A push of `commit` on the branch or tag (`kind`) `name`, as a
+    /// webhook delivers it: replays are refused. A tag builds the branch
+    /// file named like it.
+    pub fn push_of(
+        kind: RefKind,
+        repository: RepositoryName,
+        name: impl Into<String>,
+        commit: CommitId,
+        commits: String,
+        delivery: Option<String>,
+    ) -> Trigger {
         Trigger {
             repository,
-            branch: branch.into(),
+            branch: name.into(),
+            kind,
             commit: Some(commit),
             commits,
             delivery,
@@ -176,6 +214,7 @@ impl Trigger {
         Trigger {
             repository,
             branch: branch.into(),
+            kind: RefKind::Branch,
             commit,
             commits: "[]".to_string(),
             delivery: None,
@@ -203,7 +242,12 @@ pub enum TriggerError {
     /// The repository is tracked, not this branch.
     #[error("branch not tracked")]
     BranchNotTracked,
-    /// No commit was given and the branch's head could not be found.
+    /// The repository is tracked, but has no branch file named like this
+    /// tag.
+    #[error("tag not tracked: {0}")]
+    TagNotTracked(String),
+    /// No commit was given and the branch's head (or the tag's commit)
+    /// could not be found.
     #[error("cannot find the head of the branch: {0}")]
     Head(#[source] GitError),
     /// The history could not record the builds.

@@ -22,7 +22,7 @@
 //! "latest" link keep pointing at files that exist.
 
 use crate::config::Config;
-use crate::pipeline::Scheduler;
+use crate::scheduler::Scheduler;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -14,7 +14,12 @@
 //! - [`server`] (feature `server`): the server started in-process on a
 //!   temporary data directory, with its own configuration and source
 //!   repositories, signed pushes, and waits on the history.
+//! - [`hub`] (feature `hub`): a Zero-OS Hub stand-in on the loopback that
+//!   speaks the hub's upload and link API, records what it receives, and
+//!   fails, refuses, stalls or holds uploads on demand.
 
 pub mod docker;
+#[cfg(feature = "hub")]
+pub mod hub;
 #[cfg(feature = "server")]
 pub mod server;

@@ -276,6 +276,87 @@ impl Harness {
             .collect()
     }
 
+    /// Writes a branch file named `branch` for [`REPOSITORY`] into the
+    /// configuration repository, with the settings of `master.yaml` (a
+    /// nested name, `release/1.0`, makes its directories). A running server
+    /// reads it at its next start ([`Harness::restart`]).
+    pub fn add_branch_file(&self, branch: &str) {
+        let catalog = self.dir.path().join("config-repo").join(REPOSITORY);
+        let file = catalog.join(format!("{branch}.yaml"));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::copy(catalog.join("master.yaml"), &file).unwrap();
+    }
+
+    /// Sends `payload` to the push endpoint as a signed `push` event with
+    /// a delivery id of its own; returns the answer's status and JSON body,
+    /// whatever they are.
+    pub async fn send_push(&mut self, payload: &Value) -> (reqwest::StatusCode, Value) {
+        self.deliveries += 1;
+        let body = payload.to_string().into_bytes();
+        let response = self
+            .client
+            .post(self.url("/hook/monitor-watch"))
+            .header("X-GitHub-Event", "push")
+            .header("X-GitHub-Delivery", format!("delivery-{}", self.deliveries))
+            .header("Content-Type", "application/json")
+            .header(
+                "X-Hub-Signature-256",
+                signature::sign(SECRET.as_bytes(), &body),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let answer = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("the answer ({status}) is not JSON: {e}: {text}"));
+        (status, answer)
+    }
+
+    /// Sends a signed push of tag `tag` of [`REPOSITORY`] as GitHub does
+    /// when a tag is created: `ref` `refs/tags/<tag>`, `after` the tag's own
+    /// id (the tag object's for an annotated tag, the commit's for a
+    /// lightweight one), `head_commit.id` the tagged `commit`, no `commits`.
+    /// Returns the answer's status and JSON body.
+    pub async fn push_tag(
+        &mut self,
+        tag: &str,
+        after: &str,
+        commit: &str,
+    ) -> (reqwest::StatusCode, Value) {
+        let payload = json!({
+            "ref": format!("refs/tags/{tag}"),
+            "before": "0000000000000000000000000000000000000000",
+            "after": after,
+            "created": true,
+            "deleted": false,
+            "base_ref": null,
+            "repository": {"full_name": REPOSITORY, "name": "widget"},
+            "head_commit": {"id": commit, "message": "tagged"},
+            "commits": [],
+        });
+        self.send_push(&payload).await
+    }
+
+    /// Sends a signed push deleting tag `tag` of [`REPOSITORY`], as GitHub
+    /// sends it (`deleted`, `after` all zeros, no `head_commit`). Returns
+    /// the answer's status and JSON body.
+    pub async fn delete_tag(&mut self, tag: &str, before: &str) -> (reqwest::StatusCode, Value) {
+        let payload = json!({
+            "ref": format!("refs/tags/{tag}"),
+            "before": before,
+            "after": "0000000000000000000000000000000000000000",
+            "created": false,
+            "deleted": true,
+            "base_ref": null,
+            "repository": {"full_name": REPOSITORY, "name": "widget"},
+            "head_commit": null,
+            "commits": [],
+        });
+        self.send_push(&payload).await
+    }
+
     /// The build's record in the history (of the in-process server, or read
     /// from the database of a spawned one).
     pub async fn record(&self, id: &str) -> BuildRecord {

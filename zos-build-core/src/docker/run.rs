@@ -56,7 +56,7 @@ impl DockerExecutor {
         cancel: &CancellationToken,
     ) -> Result<BuildOutcome, BuildError> {
         spec.validate().map_err(BuildError::InvalidSpec)?;
-        let mut seq = Sequencer::default();
+        let mut seq = Sequencer::starting_at(spec.first_log_line);
         // A pull can take minutes: it must not outlive a cancellation.
         tokio::select! {
             biased;
@@ -203,7 +203,7 @@ impl DockerExecutor {
                 outcome.committed_image = Some(committed.id);
             }
         }
-        outcome.log_lines = seq.count();
+        outcome.log_lines = seq.count() - spec.first_log_line;
         Ok(outcome)
     }
 

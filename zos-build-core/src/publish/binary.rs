@@ -37,7 +37,7 @@ impl BinaryPublisher {
     }
 
     /// Points the symlink `link` at `target` (a name in the same directory).
-    async fn move_link(&self, link: &str, target: &str) -> Result<PathBuf, PublishError> {
+    async fn point_link(&self, link: &str, target: &str) -> Result<PathBuf, PublishError> {
         let path = self.dir.join(link);
         let failed = |source| PublishError::Link {
             link: path.clone(),
@@ -67,22 +67,29 @@ impl Publisher for BinaryPublisher {
     async fn publish(&self, request: &PublishRequest<'_>) -> Result<Published, PublishError> {
         check_names(request)?;
         let target = copy_into(&self.dir, request.artifact, request.name).await?;
-        let link = match request.link {
-            None => None,
-            Some(link) => {
-                let path = self.move_link(link, request.name).await?;
-                Some(PublishedLink {
-                    name: link.to_string(),
-                    location: path.display().to_string(),
-                    target: request.name.to_string(),
-                })
-            }
-        };
-        Ok(Published {
+        let mut published = Published {
             name: request.name.to_string(),
             location: target.display().to_string(),
-            link,
-        })
+            link: None,
+        };
+        if let Some(link) = request.link {
+            published.link = self.move_link(&published, link).await?;
+        }
+        Ok(published)
+    }
+
+    async fn move_link(
+        &self,
+        published: &Published,
+        link: &str,
+    ) -> Result<Option<PublishedLink>, PublishError> {
+        check_names(&PublishRequest::new(Path::new(""), &published.name).with_link(link))?;
+        let path = self.point_link(link, &published.name).await?;
+        Ok(Some(PublishedLink {
+            name: link.to_string(),
+            location: path.display().to_string(),
+            target: published.name.clone(),
+        }))
     }
 }
 

@@ -579,23 +579,38 @@ impl Publisher for HubPublisher {
                 });
             }
         };
-        let link = match request.link {
-            None => None,
-            Some(link) => {
-                let url = self.endpoint(&["api", "flist", "me", &flist, "link", link])?;
-                self.call(Call::Link, &url).await?;
-                Some(PublishedLink {
-                    name: link.to_string(),
-                    location: self.location(link)?,
-                    target: flist.clone(),
-                })
-            }
-        };
-        Ok(Published {
+        let mut published = Published {
             location: self.location(&flist)?,
             name: flist,
-            link,
-        })
+            link: None,
+        };
+        if let Some(link) = request.link {
+            published.link = self.move_link(&published, link).await?;
+        }
+        Ok(published)
+    }
+
+    /// Points the hub's link `link` at the flist `published.name`.
+    async fn move_link(
+        &self,
+        published: &Published,
+        link: &str,
+    ) -> Result<Option<PublishedLink>, PublishError> {
+        let flist = &published.name;
+        if !is_plain_name(link) || link == flist {
+            return Err(PublishError::InvalidLink(link.to_string()));
+        }
+        let url = self.endpoint(&["api", "flist", "me", flist, "link", link])?;
+        self.call(Call::Link, &url).await?;
+        Ok(Some(PublishedLink {
+            name: link.to_string(),
+            location: self.location(link)?,
+            target: flist.clone(),
+        }))
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        HubPublisher::secrets(self)
     }
 }
 

@@ -27,11 +27,9 @@
 //! The old service reported a failed hub upload as a success; here a
 //! publisher's error fails the build.
 //!
-//! Not wired yet: the server builds a [`LocalPublisher`] only, and calls it
-//! without a link. Choosing the publisher from the branch file's `format`
-//! and the `zerohub-*` / `binary-directory` settings, deciding when the link
-//! moves, recording [`Published::link`] in the history, and giving the hub
-//! token to the masking log sink belong to the pipeline (docs/publishing.md).
+//! The pipeline ([`crate::pipeline`]) publishes the file with
+//! [`Publisher::publish`] and then, when the history says this build is the
+//! newest of its branch, moves the link with [`Publisher::move_link`].
 
 mod binary;
 mod hub;
@@ -212,6 +210,26 @@ pub trait Publisher: Send + Sync {
     /// Publishes `request.artifact` as `request.name` and, when
     /// `request.link` is set, moves that link onto it.
     async fn publish(&self, request: &PublishRequest<'_>) -> Result<Published, PublishError>;
+
+    /// Moves the link `link` onto `published` (what [`Publisher::publish`]
+    /// returned), as a separate step: a pipeline publishes the file first
+    /// and decides afterwards whether the link moves (it only moves
+    /// forward). `Ok(None)` from a destination without links, which is the
+    /// default.
+    async fn move_link(
+        &self,
+        published: &Published,
+        link: &str,
+    ) -> Result<Option<PublishedLink>, PublishError> {
+        let _ = (published, link);
+        Ok(None)
+    }
+
+    /// Values that must never reach a log (a token): a pipeline gives them
+    /// to its masking sink. None by default.
+    fn secrets(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Whether `name` can be used as a file name inside a directory, and as one

@@ -5,10 +5,11 @@
 //! happens), then the event decides. Without a `webhook-secret` there is no
 //! signature to check, so every event but a ping is refused (403) unless
 //! `allow-unsigned-webhooks` says the network is closed. Only a push on a
-//! tracked branch records anything: it records the builds as `queued` and
-//! hands them to the scheduler; the answer does not wait for a build. A
-//! push of a commit already queued, running or built within `replay-window`
-//! is a replay: answered `duplicate`, it starts and cancels nothing.
+//! tracked branch, or of a tag with a branch file of its name, records
+//! anything: it records the builds as `queued` and hands them to the
+//! scheduler; the answer does not wait for a build. A push of a commit
+//! already queued, running or built within `replay-window` is a replay:
+//! answered `duplicate`, it starts and cancels nothing.
 
 use super::push::{self, Push};
 use super::response::{self, Body};
@@ -141,16 +142,22 @@ async fn receive(state: &AppState, request: Request<Incoming>) -> Result<Deliver
     Ok(Delivery { event, id, body })
 }
 
+/// A push on a tracked repository: a branch builds its branch file, a tag
+/// the branch file named like the tag (see [`crate::catalog`]).
 async fn repository_push(state: &AppState, delivery: Option<String>, push: Push) -> Response<Body> {
-    let Some(branch) = push.branch.clone() else {
-        return response::ignored(format!("{} is not a branch", push.git_ref));
+    let Some((kind, name)) = push.target() else {
+        return response::ignored(format!(
+            "{} is neither a branch nor a tag: nothing to build",
+            push.git_ref
+        ));
     };
     let Some(commit) = push.commit.clone() else {
         return response::ignored(format!("{} was deleted: nothing to build", push.git_ref));
     };
-    let trigger = Trigger::push(
+    let trigger = Trigger::push_of(
+        kind,
         push.repository.clone(),
-        branch.as_str(),
+        name,
         commit,
         push.commits.to_string(),
         delivery.clone(),
@@ -160,7 +167,7 @@ async fn repository_push(state: &AppState, delivery: Option<String>, push: Push)
             enqueued: Enqueued::Duplicate,
             ..
         }) => {
-            tracing::info!(delivery = ?delivery, repository = %push.repository, %branch, "duplicate or replayed push ignored");
+            tracing::info!(delivery = ?delivery, repository = %push.repository, %kind, %name, "duplicate or replayed push ignored");
             response::json(StatusCode::OK, &serde_json::json!({"status": "duplicate"}))
         }
         Ok(Triggered {
@@ -168,7 +175,7 @@ async fn repository_push(state: &AppState, delivery: Option<String>, push: Push)
             commit,
         }) => {
             let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
-            tracing::info!(repository = %push.repository, %branch, %commit, builds = ?ids, "push recorded");
+            tracing::info!(repository = %push.repository, %kind, %name, %commit, builds = ?ids, "push recorded");
             let message = match &state.scheduler {
                 Some(_) => "queued: builds start as soon as a slot is free",
                 None => "recorded as queued; this server was started without builds",
@@ -182,9 +189,11 @@ async fn repository_push(state: &AppState, delivery: Option<String>, push: Push)
                 }),
             )
         }
-        Err(e @ (TriggerError::RepositoryNotTracked | TriggerError::BranchNotTracked)) => {
-            response::error(StatusCode::BAD_REQUEST, e.to_string())
-        }
+        Err(
+            e @ (TriggerError::RepositoryNotTracked
+            | TriggerError::BranchNotTracked
+            | TriggerError::TagNotTracked(_)),
+        ) => response::error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => {
             tracing::error!(error = %e, "cannot record a push");
             response::error(StatusCode::INTERNAL_SERVER_ERROR, "cannot record the push")
@@ -194,6 +203,9 @@ async fn repository_push(state: &AppState, delivery: Option<String>, push: Push)
 
 /// A push on the configuration repository: reloads it in the background
 /// (the reload is a build of its own in the history) and answers at once.
+/// The configuration is read from a branch: a tag (or any other ref) pushed
+/// there changes nothing, and loading its commit could bring back an old
+/// configuration.
 fn monitor_update(state: &AppState, delivery: Option<String>, push: &Push) -> Response<Body> {
     let Some(reloader) = state
         .reloader
@@ -205,6 +217,12 @@ fn monitor_update(state: &AppState, delivery: Option<String>, push: &Push) -> Re
             "repository not configured as configuration-repository",
         );
     };
+    if push.branch.is_none() {
+        return response::ignored(format!(
+            "{} is not a branch: the configuration is read from the default branch",
+            push.git_ref
+        ));
+    }
     let reloader = reloader.clone();
     let reload = Reload {
         delivery,

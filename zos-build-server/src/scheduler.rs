@@ -17,13 +17,21 @@
 //! 2. The task waits for a permit of a global semaphore of
 //!    `max-concurrent-builds`; while it waits the build stays `queued`. A
 //!    build cancelled in the queue ends `cancelled` without running.
-//! 3. With a permit: `initializing` (the pushed commit is fetched with git into
-//!    `<data>/work/<id>/<repo>`), then `building` (the build script runs in a
-//!    fresh container through the [`Executor`], every line going to the
-//!    build's log file, the one `/report/<id>` serves).
-//! 4. The outcome is written to the history: `success` with the published
-//!    artifact's name, `error` with a message saying why, or `cancelled`. A
-//!    last line of the log says the same, and the work directory is removed.
+//! 3. With a permit, the build runs as a job of the core pipeline
+//!    ([`zos_build_core::pipeline::BuildJob`]): `initializing` while the
+//!    pushed commit is fetched with git into `<data>/work/<id>/<repo>` and
+//!    the image is pulled, `building` once its container started, its
+//!    artifact then published where its branch file's `format` says
+//!    ([`Publishers`]: the Zero-OS Hub, the binary directory, or the local
+//!    directory when no hub is configured), the branch's link moved forward
+//!    only. Every line goes to the build's log file (the one `/report/<id>`
+//!    serves) and the live feed, secrets masked.
+//! 4. The job's ending is written to the history: `success` with the
+//!    published artifact (its name, kind, location and link), `error` with a
+//!    message saying why, or `cancelled`. The log's last line says the same,
+//!    and the work directory is removed.
+//!
+//! What a build does is the job's; this module only decides when it runs.
 //!
 //! [`Scheduler::cancel`] stops one build the same way, with a reason of the
 //! caller's (for the API's cancel action).
@@ -38,21 +46,24 @@ use crate::config::{Config, OnShutdown};
 use crate::live::Live;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use zos_build_core::git::{self, Git};
 use zos_build_core::log::Sequencer;
-use zos_build_core::redact::redact_credentials;
+use zos_build_core::pipeline::{
+    BuildJob, ContainerStep, ForwardLinks, GitSource, JobEnding, JobInfo, JobLog, NoStatus,
+    Publication, StatusReporter, Stop,
+};
 use zos_build_core::sink::{FanOut, FileSink, MaskSecrets, SizeCap};
 use zos_build_core::{
-    artifact_name, BuildError, BuildOutcome, BuildRecord, BuildSpec, BuildStatus, BuildUpdate,
-    CancellationToken, Command, Enqueued, Executor, History, HistoryError, LogSink, LogStream,
-    NewBuild, Publisher, Termination,
+    artifact_name, link_name, ArtifactKind, BinaryPublisher, BuildRecord, BuildSpec, BuildStatus,
+    BuildUpdate, CancellationToken, Command, Enqueued, Executor, History, HistoryError,
+    LocalPublisher, LogSink, LogStream, NewBuild, PublishError, Publisher,
 };
-use zos_flist_config::Branch;
+use zos_flist_config::{Branch, Format};
 
 /// The error recorded for a build cancelled because a newer push of its
 /// branch arrived.
@@ -62,11 +73,6 @@ pub const SHUT_DOWN: &str = "interrupted by server shutdown";
 /// Room in a build's log above `log-size-limit` for the engine's own lines
 /// (fetching, waiting for Docker, the ending).
 const LOG_SIZE_MARGIN: u64 = 1 << 20;
-/// How often a build waiting for Docker asks again.
-const DOCKER_RETRY: Duration = Duration::from_secs(2);
-/// How long one question to Docker may take.
-const DOCKER_PING_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Runs queued builds. Cheap to clone; clones share the queue.
 #[derive(Clone)]
 pub struct Scheduler {
@@ -87,7 +93,9 @@ struct Inner {
     history: History,
     catalog: SharedCatalog,
     executor: Arc<dyn Executor>,
-    publisher: Arc<dyn Publisher>,
+    publishers: Publishers,
+    /// Told when builds are queued, start and end.
+    status: Arc<dyn StatusReporter>,
     /// Where every line and every change is announced.
     live: Arc<Live>,
     permits: Arc<Semaphore>,
@@ -109,38 +117,6 @@ struct ActiveBuild {
     stop: Stop,
 }
 
-/// How a build is stopped: its token (a child of the shutdown token) and
-/// why it was cancelled, when it was cancelled for itself.
-#[derive(Clone)]
-struct Stop {
-    token: CancellationToken,
-    reason: Arc<OnceLock<String>>,
-}
-
-impl Stop {
-    /// Cancels with `reason` (the first reason given is kept); false when
-    /// it was cancelled already.
-    fn cancel(&self, reason: &str) -> bool {
-        let _ = self.reason.set(reason.to_string());
-        let fresh = !self.token.is_cancelled();
-        self.token.cancel();
-        fresh
-    }
-
-    /// Why it was cancelled; None when only the shutdown cancelled it.
-    fn reason(&self) -> Option<&str> {
-        self.reason.get().map(String::as_str)
-    }
-}
-
-/// How a build ended, before it is written down.
-enum Ending {
-    Success { artifact: String },
-    Failed(String),
-    Cancelled(String),
-    Interrupted,
-}
-
 impl Scheduler {
     /// A scheduler running at most `config.max_concurrent_builds` builds at
     /// once with `executor`, publishing with `publisher`, looking build
@@ -150,7 +126,7 @@ impl Scheduler {
         history: History,
         catalog: SharedCatalog,
         executor: Arc<dyn Executor>,
-        publisher: Arc<dyn Publisher>,
+        publishers: Publishers,
         live: Arc<Live>,
     ) -> Scheduler {
         let permits = Arc::new(Semaphore::new(config.max_concurrent_builds.max(1)));
@@ -161,7 +137,8 @@ impl Scheduler {
                 history,
                 catalog,
                 executor,
-                publisher,
+                publishers,
+                status: Arc::new(NoStatus),
                 live,
                 permits,
                 active: Mutex::new(HashMap::new()),
@@ -222,10 +199,7 @@ impl Scheduler {
                 }
             }
             for record in &records {
-                let stop = Stop {
-                    token: inner.shutdown.child_token(),
-                    reason: Arc::default(),
-                };
+                let stop = Stop::with_token(inner.shutdown.child_token());
                 active
                     .entry(record.name.clone())
                     .or_default()
@@ -247,6 +221,7 @@ impl Scheduler {
                     name: record.name.clone(),
                     id: record.id.clone(),
                 };
+                inner.status.queued(&job_info(&record)).await;
                 inner.run(record, stop).await;
                 drop(registration);
             };
@@ -358,7 +333,7 @@ impl Inner {
         let id = record.id.as_str();
         let permit = tokio::select! {
             biased;
-            () = stop.token.cancelled() => None,
+            () = stop.token().cancelled() => None,
             () = self.closing.cancelled() => None,
             permit = self.permits.clone().acquire_owned() => permit.ok(),
         };
@@ -378,6 +353,8 @@ impl Inner {
                 BuildUpdate::finished(BuildStatus::Cancelled, Some(reason.into()), None),
             )
             .await;
+            let ending = JobEnding::cancelled(&stop);
+            self.status.ended(&job_info(&record), &ending).await;
             tracing::info!(build = %id, "cancelled while queued");
             return;
         };
@@ -398,61 +375,75 @@ impl Inner {
                 // Secrets are masked before any copy is made; the cap is a
                 // second bound behind the executor's log limit, for the
                 // engine's own lines.
-                let masked = MaskSecrets::new(copies, self.config.secrets());
+                let mut secrets = self.config.secrets();
+                secrets.extend(self.publishers.secrets());
+                let masked = MaskSecrets::new(copies, secrets);
                 let mut sink = SizeCap::new(
                     masked,
                     self.config.log_size_limit.saturating_add(LOG_SIZE_MARGIN),
                 );
-                let ending = self.build(&record, &work, &mut sink, &stop).await;
-                let mut seq = Sequencer::default();
-                let last = seq.event(LogStream::System, last_line(&ending));
-                let written = async {
-                    sink.write(&[last]).await?;
-                    sink.finish().await
+                let mut log = JobLog::new(&mut sink);
+                let ending = match self.job(&record, &work) {
+                    Ok(job) => job.run(&mut log, &stop).await,
+                    Err(message) => {
+                        let ending = JobEnding::error(message);
+                        log.line(ending.last_line()).await;
+                        self.status.ended(&job_info(&record), &ending).await;
+                        ending
+                    }
                 };
-                if let Err(e) = written.await {
-                    tracing::warn!(build = %id, error = %e, "cannot write the last log line");
+                if let Err(e) = log.finish().await {
+                    tracing::warn!(build = %id, error = %e, "cannot finish the build's log");
                 }
                 ending
             }
-            Err(e) => Ending::Failed(e.to_string()),
+            Err(e) => JobEnding::error(e.to_string()),
         };
         remove_work_directory(id, &work).await;
         let update = match &ending {
-            Ending::Success { artifact } => {
-                BuildUpdate::finished(BuildStatus::Success, None, Some(artifact.clone()))
+            JobEnding::Succeeded { published, .. } => {
+                let first = published.first();
+                let update = BuildUpdate::finished(
+                    BuildStatus::Success,
+                    None,
+                    first.map(|p| p.published.name.clone()),
+                );
+                match first {
+                    Some(p) => update.published(
+                        p.kind,
+                        p.published.location.clone(),
+                        p.published.link.as_ref().map(|l| l.name.clone()),
+                    ),
+                    None => update,
+                }
             }
-            Ending::Failed(message) => {
-                BuildUpdate::finished(BuildStatus::Error, Some(redact_credentials(message)), None)
+            JobEnding::Failed { message, .. } => {
+                BuildUpdate::finished(BuildStatus::Error, Some(message.clone()), None)
             }
-            Ending::Cancelled(reason) => {
-                BuildUpdate::finished(BuildStatus::Cancelled, Some(reason.clone()), None)
-            }
-            Ending::Interrupted => {
+            JobEnding::Cancelled {
+                reason: Some(reason),
+            } => BuildUpdate::finished(BuildStatus::Cancelled, Some(reason.clone()), None),
+            JobEnding::Cancelled { reason: None } => {
                 BuildUpdate::finished(BuildStatus::Error, Some(SHUT_DOWN.into()), None)
             }
+            _ => BuildUpdate::finished(BuildStatus::Error, Some("unknown ending".into()), None),
         };
         self.record(id, update).await;
-        tracing::info!(build = %id, ending = %last_line(&ending), "build ended");
+        tracing::info!(build = %id, ending = %ending.last_line(), "build ended");
     }
 
-    /// Fetches, runs and publishes; everything between `initializing` and the end.
-    async fn build(
-        &self,
-        record: &BuildRecord,
-        work: &Path,
-        sink: &mut dyn LogSink,
-        stop: &Stop,
-    ) -> Ending {
-        let cancel = &stop.token;
-        let mut seq = Sequencer::default();
+    /// The job of build `record`: its commit fetched with git, its build
+    /// script run in a container, its artifact published where its
+    /// branch file's `format` says. An error when the script is no longer in
+    /// the configuration.
+    fn job(&self, record: &BuildRecord, work: &Path) -> Result<BuildJob, String> {
         let Some(script) = self.catalog.get().and_then(|catalog| {
             catalog
                 .get(&record.repository, &record.branch)
                 .and_then(|branch| branch.builds.iter().find(|b| b.script == record.script))
                 .cloned()
         }) else {
-            return Ending::Failed(format!(
+            return Err(format!(
                 "build script {} of {} is no longer in the configuration",
                 record.script, record.name
             ));
@@ -462,31 +453,8 @@ impl Inner {
             .rsplit('/')
             .next()
             .unwrap_or(&record.repository);
-        let source = work.join(repo_name);
         let url = git::repository_url(&self.config.git_base_url, &record.repository);
-        let line = seq.event(
-            LogStream::System,
-            format!(
-                "[zos-build] fetching {} at {}",
-                redact_credentials(&url),
-                record.commit
-            ),
-        );
-        if let Err(e) = sink.write(&[line]).await {
-            return Ending::Failed(e.to_string());
-        }
-        let fetched = tokio::select! {
-            () = cancel.cancelled() => return cancelled(stop),
-            fetched = self.git.fetch_commit(&url, &record.commit, &source) => fetched,
-        };
-        if let Err(e) = fetched {
-            return Ending::Failed(format!("cannot fetch the source: {e}"));
-        }
-        if let Err(ending) = self.wait_for_executor(sink, &mut seq, stop).await {
-            return ending;
-        }
-        self.record(&record.id, BuildUpdate::status(BuildStatus::Building))
-            .await;
+        let source = GitSource::new(self.git.clone(), url, &record.commit, repo_name);
         let script_path = format!("/{repo_name}/{}", record.script.trim_start_matches('/'));
         let artifact_path = format!(
             "{}/{}",
@@ -498,9 +466,7 @@ impl Inner {
             record.baseimage.as_str(),
             Command::ScriptFile(script_path),
         )
-        .source(&source, format!("/{repo_name}"))
         .artifact(artifact_path)
-        .artifact_dir(work.join("out"))
         .timeout(self.config.maximum_execution_time)
         .memory_limit(i64::try_from(self.config.build_memory_limit).unwrap_or(i64::MAX))
         .pids_limit(self.config.build_pids_limit)
@@ -514,113 +480,21 @@ impl Inner {
         for (name, ip) in &self.config.extra_hosts {
             spec = spec.extra_host(name.as_str(), ip.as_str());
         }
-        let outcome = match self.executor.run(&spec, sink, cancel).await {
-            Ok(outcome) => outcome,
-            Err(BuildError::CancelledBeforeStart) => return cancelled(stop),
-            Err(e) => return Ending::Failed(e.to_string()),
-        };
-        match self.judge(&outcome, stop) {
-            Some(ending) => ending,
-            None => self.publish(record, &outcome).await,
-        }
-    }
-
-    /// Waits until the executor can take the build (the Docker daemon
-    /// answers), saying so in the log once, for at most `docker-wait`.
-    async fn wait_for_executor(
-        &self,
-        sink: &mut dyn LogSink,
-        seq: &mut Sequencer,
-        stop: &Stop,
-    ) -> Result<(), Ending> {
-        let deadline = tokio::time::Instant::now() + self.config.docker_wait;
-        let mut said = false;
-        loop {
-            let problem = match tokio::time::timeout(DOCKER_PING_TIMEOUT, self.executor.ready())
-                .await
-            {
-                Ok(Ok(())) => {
-                    if said {
-                        let line =
-                            seq.event(LogStream::System, "[zos-build] Docker answers again".into());
-                        let _ = sink.write(&[line]).await;
-                    }
-                    return Ok(());
-                }
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => format!("no answer within {}", format_duration(DOCKER_PING_TIMEOUT)),
-            };
-            if !said {
-                said = true;
-                tracing::warn!(error = %problem, "Docker is unreachable: a build waits for it");
-                let line = seq.event(
-                    LogStream::System,
-                    format!(
-                        "[zos-build] Docker is unreachable ({problem}); waiting up to {} for it",
-                        format_duration(self.config.docker_wait)
-                    ),
-                );
-                let _ = sink.write(&[line]).await;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Ending::Failed(format!(
-                    "Docker was unreachable for {}: {problem}",
-                    format_duration(self.config.docker_wait)
-                )));
-            }
-            tokio::select! {
-                () = stop.token.cancelled() => return Err(cancelled(stop)),
-                () = tokio::time::sleep(DOCKER_RETRY) => {}
-            }
-        }
-    }
-
-    /// The ending of a build that did not succeed; None when it did.
-    fn judge(&self, outcome: &BuildOutcome, stop: &Stop) -> Option<Ending> {
-        Some(match outcome.termination {
-            Termination::Exited => match outcome.exit_code {
-                Some(0) => return None,
-                Some(code) => Ending::Failed(format!("build script exited with status {code}")),
-                None => Ending::Failed("build script exited with an unknown status".into()),
-            },
-            Termination::TimedOut => Ending::Failed(format!(
-                "maximum execution time ({}) reached",
-                format_duration(self.config.maximum_execution_time)
-            )),
-            Termination::Cancelled => cancelled(stop),
-            Termination::OutOfMemory => Ending::Failed("out of memory".into()),
-            Termination::LogLimit => Ending::Failed(format!(
-                "log size limit of {} reached",
-                format_size(self.config.log_size_limit)
-            )),
-            _ => Ending::Failed(outcome.describe()),
-        })
-    }
-
-    /// Publishes the artifact of a successful build under its name.
-    async fn publish(&self, record: &BuildRecord, outcome: &BuildOutcome) -> Ending {
-        let Some(artifact) = outcome.artifacts.first() else {
-            return Ending::Failed("the build produced no artifact".into());
-        };
         let name = artifact_name(
             &record.repository,
             record.tag.as_deref(),
             &record.branch,
             &record.commit,
         );
-        match self
-            .publisher
-            .publish(&zos_build_core::PublishRequest::new(artifact, &name))
-            .await
-        {
-            Ok(published) => {
-                tracing::info!(build = %record.id, artifact = %published.name, location = %published.location, "artifact published");
-                Ending::Success {
-                    artifact: published.name,
-                }
-            }
-            Err(e) => Ending::Failed(format!("cannot publish the artifact: {e}")),
-        }
+        let link = link_name(&record.repository, record.tag.as_deref(), &record.branch);
+        let publication = self.publishers.publication(script.format, name, link);
+        let step = ContainerStep::new(self.executor.clone(), spec, format!("/{repo_name}"))
+            .executor_wait(self.config.docker_wait)
+            .publish(publication);
+        Ok(
+            BuildJob::new(job_info(record), work, Arc::new(source), Arc::new(step))
+                .reporter(self.status.clone()),
+        )
     }
 
     /// Writes `update` to the history and announces it; a failure is logged
@@ -631,6 +505,68 @@ impl Inner {
             tracing::error!(build = %id, error = %e, "cannot record a build's progress");
         }
         self.live.changed(finished).await;
+    }
+}
+
+/// Who and what build `record` is, for the status reporter.
+fn job_info(record: &BuildRecord) -> JobInfo {
+    JobInfo::new(
+        record.id.as_str(),
+        record.repository.as_str(),
+        record.branch.as_str(),
+        record.commit.as_str(),
+        record.script.as_str(),
+    )
+}
+
+/// Where artifacts go, by the branch file's `format`.
+#[derive(Clone)]
+pub struct Publishers {
+    /// The local artifacts directory: flists when no hub is configured.
+    pub local: Arc<dyn Publisher>,
+    /// The Zero-OS Hub, when configured.
+    pub hub: Option<Arc<dyn Publisher>>,
+    /// The binary directory.
+    pub binary: Arc<dyn Publisher>,
+    /// The forward-only memory of links.
+    pub links: ForwardLinks,
+}
+
+impl Publishers {
+    /// The publishers `config` names, their links kept in `history`.
+    pub fn from_config(config: &Config, history: &History) -> Result<Publishers, PublishError> {
+        Ok(Publishers {
+            local: Arc::new(LocalPublisher::new(config.artifacts_directory.clone())),
+            hub: config
+                .hub_publisher()?
+                .map(|hub| Arc::new(hub) as Arc<dyn Publisher>),
+            binary: Arc::new(BinaryPublisher::new(config.binary_directory.clone())),
+            links: ForwardLinks::new(history.clone()),
+        })
+    }
+
+    /// What a build of `format` publishes as `name`, moving `link` forward.
+    fn publication(&self, format: Format, name: String, link: String) -> Publication {
+        let (publisher, kind) = match (format, &self.hub) {
+            (Format::Binary, _) => (self.binary.clone(), ArtifactKind::Binary),
+            (_, Some(hub)) => (hub.clone(), ArtifactKind::Flist),
+            (_, None) => {
+                // The quickstart: no hub, a file served under /artifacts/,
+                // and no link (the local directory has none).
+                return Publication::new(self.local.clone(), ArtifactKind::Local, name);
+            }
+        };
+        Publication::new(publisher, kind, name).link_forward_only(link, self.links.clone())
+    }
+
+    /// The publishers' secrets (the hub token), for the masking sink.
+    fn secrets(&self) -> Vec<String> {
+        let mut secrets = self.local.secrets();
+        secrets.extend(self.binary.secrets());
+        if let Some(hub) = &self.hub {
+            secrets.extend(hub.secrets());
+        }
+        secrets
     }
 }
 
@@ -657,7 +593,9 @@ pub fn builds_of(branch: &Branch, commit: &str, commits: &str) -> Vec<NewBuild> 
 }
 
 /// Records the build's container in the history as soon as it has started,
-/// so that `/build/status` shows it (`docker`) while the build runs.
+/// so that `/build/status` shows it (`docker`) while the build runs, and
+/// moves the build from `initializing` (fetching, waiting for Docker,
+/// pulling the image) to `building`.
 struct ContainerRecorder {
     id: String,
     history: History,
@@ -677,35 +615,14 @@ impl LogSink for ContainerRecorder {
         &mut self,
         container_id: &str,
     ) -> Result<(), zos_build_core::SinkError> {
-        if let Err(e) = self
-            .history
-            .update(&self.id, BuildUpdate::container(container_id))
-            .await
-        {
+        // The container runs: the build is `building` from here on.
+        let mut update = BuildUpdate::container(container_id);
+        update.status = Some(BuildStatus::Building);
+        if let Err(e) = self.history.update(&self.id, update).await {
             tracing::error!(build = %self.id, error = %e, "cannot record a build's container");
         }
         self.live.changed(false).await;
         Ok(())
-    }
-}
-
-/// A build stopped by its token: cancelled for a reason, or the server is stopping.
-fn cancelled(stop: &Stop) -> Ending {
-    match stop.reason() {
-        Some(reason) => Ending::Cancelled(reason.to_string()),
-        None => Ending::Interrupted,
-    }
-}
-
-/// The last line of a build's log.
-fn last_line(ending: &Ending) -> String {
-    match ending {
-        Ending::Success { artifact } => {
-            format!("[zos-build] build succeeded: published {artifact}")
-        }
-        Ending::Failed(message) => format!("[zos-build] build failed: {message}"),
-        Ending::Cancelled(reason) => format!("[zos-build] build cancelled: {reason}"),
-        Ending::Interrupted => format!("[zos-build] build stopped: {SHUT_DOWN}"),
     }
 }
 
@@ -733,54 +650,4 @@ async fn remove_work_directory(id: &str, work: &PathBuf) {
     }
 }
 
-/// `256 MiB`, `16 GiB`, `1000 bytes`: a size as people read it.
-pub fn format_size(bytes: u64) -> String {
-    for (unit, name) in [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")] {
-        if bytes >= unit && bytes % unit == 0 {
-            return format!("{} {name}", bytes / unit);
-        }
-    }
-    format!("{bytes} bytes")
-}
-
-/// `45m`, `1h30m`, `2s`, `500ms`: how durations are written in the configuration.
-pub fn format_duration(duration: Duration) -> String {
-    let total = duration.as_secs();
-    if total == 0 {
-        return format!("{}ms", duration.as_millis());
-    }
-    let (hours, minutes, seconds) = (total / 3600, total / 60 % 60, total % 60);
-    let mut text = String::new();
-    if hours > 0 {
-        text.push_str(&format!("{hours}h"));
-    }
-    if minutes > 0 {
-        text.push_str(&format!("{minutes}m"));
-    }
-    if seconds > 0 {
-        text.push_str(&format!("{seconds}s"));
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_are_written_with_binary_units() {
-        assert_eq!(format_size(256 << 20), "256 MiB");
-        assert_eq!(format_size(16 << 30), "16 GiB");
-        assert_eq!(format_size(3 << 10), "3 KiB");
-        assert_eq!(format_size(1000), "1000 bytes");
-    }
-
-    #[test]
-    fn durations_are_written_as_in_the_configuration() {
-        assert_eq!(format_duration(Duration::from_secs(45 * 60)), "45m");
-        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
-        assert_eq!(format_duration(Duration::from_secs(2)), "2s");
-        assert_eq!(format_duration(Duration::from_secs(3661)), "1h1m1s");
-        assert_eq!(format_duration(Duration::from_millis(500)), "500ms");
-    }
-}
+pub use zos_build_core::units::{format_duration, format_size};

@@ -1,0 +1,202 @@
+//! One build, from its source to its ending: the frame every pipeline shares.
+
+use super::{JobInfo, JobLog, NoStatus, Source, StatusReporter, Stop};
+use crate::history::ArtifactKind;
+use crate::Published;
+use async_trait::async_trait;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What a job does with its tree: run a container and publish (a flist
+/// build, [`ContainerStep`](super::ContainerStep)), or anything else that
+/// reads the tree (the server's configuration reload).
+#[async_trait]
+pub trait Step: Send + Sync {
+    /// Runs on `context.tree`, writing to `log`, and says how it ended.
+    /// Must return promptly with [`JobEnding::Cancelled`] once
+    /// `context.stop` is cancelled, for any work that can wait.
+    async fn run(&self, context: &StepContext<'_>, log: &mut JobLog<'_>) -> JobEnding;
+}
+
+/// What a step is given.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct StepContext<'a> {
+    /// The build.
+    pub job: &'a JobInfo,
+    /// The tree the source gave.
+    pub tree: &'a Path,
+    /// The job's work directory (the tree may be inside it).
+    pub work: &'a Path,
+    /// The job's cancellation.
+    pub stop: &'a Stop,
+}
+
+/// One artifact that went somewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PublishedArtifact {
+    /// Which kind of destination took it.
+    pub kind: ArtifactKind,
+    /// Where it went, and the link moved onto it (None when the link was
+    /// left alone: a newer push had moved it already).
+    pub published: Published,
+}
+
+/// How a job ended: one honest outcome for the whole build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JobEnding {
+    /// Everything succeeded.
+    Succeeded {
+        /// One line saying what was done (`published x.flist`).
+        summary: String,
+        /// What was published, in the order of the publications.
+        published: Vec<PublishedArtifact>,
+    },
+    /// It failed.
+    Failed {
+        /// Why, in one line (credentials redacted).
+        message: String,
+        /// True when the build itself failed (its script exited non-zero,
+        /// ran too long, printed too much, left no artifact); false when the
+        /// engine failed it (the source, Docker, the hub): what GitHub calls
+        /// `failure` and `error`.
+        by_build: bool,
+    },
+    /// It was stopped by its [`Stop`].
+    Cancelled {
+        /// Why, when it was given a reason; None when a parent token
+        /// stopped it (the process is shutting down).
+        reason: Option<String>,
+    },
+}
+
+impl JobEnding {
+    /// An engine failure saying `message`.
+    pub fn error(message: impl Into<String>) -> JobEnding {
+        JobEnding::Failed {
+            message: crate::redact::redact_credentials(&message.into()),
+            by_build: false,
+        }
+    }
+
+    /// A failure of the build itself, saying `message`.
+    pub fn failure(message: impl Into<String>) -> JobEnding {
+        JobEnding::Failed {
+            message: message.into(),
+            by_build: true,
+        }
+    }
+
+    /// The ending of a job stopped by `stop`.
+    pub fn cancelled(stop: &Stop) -> JobEnding {
+        JobEnding::Cancelled {
+            reason: stop.reason().map(str::to_string),
+        }
+    }
+
+    /// The last line of the build's log.
+    pub fn last_line(&self) -> String {
+        match self {
+            JobEnding::Succeeded { summary, .. } => {
+                format!("[zos-build] build succeeded: {summary}")
+            }
+            JobEnding::Failed { message, .. } => format!("[zos-build] build failed: {message}"),
+            JobEnding::Cancelled {
+                reason: Some(reason),
+            } => format!("[zos-build] build cancelled: {reason}"),
+            JobEnding::Cancelled { reason: None } => {
+                "[zos-build] build stopped: interrupted (the process is stopping)".into()
+            }
+        }
+    }
+}
+
+/// One build: fetch the tree from its [`Source`], run its [`Step`] on it,
+/// write the ending as the log's last line, and tell the
+/// [`StatusReporter`]. The log is the caller's [`JobLog`], so that lines
+/// the caller writes before or after stay in the same numbering.
+pub struct BuildJob {
+    info: JobInfo,
+    work: PathBuf,
+    source: Arc<dyn Source>,
+    step: Arc<dyn Step>,
+    reporter: Arc<dyn StatusReporter>,
+}
+
+impl std::fmt::Debug for BuildJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildJob")
+            .field("info", &self.info)
+            .field("work", &self.work)
+            .field("source", &self.source.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BuildJob {
+    /// The build `info`, working in `work` (created when needed, removed by
+    /// the caller afterwards), on the tree of `source`, doing `step`.
+    pub fn new(
+        info: JobInfo,
+        work: impl Into<PathBuf>,
+        source: Arc<dyn Source>,
+        step: Arc<dyn Step>,
+    ) -> BuildJob {
+        BuildJob {
+            info,
+            work: work.into(),
+            source,
+            step,
+            reporter: Arc::new(NoStatus),
+        }
+    }
+
+    /// Tells `reporter` when the build starts and ends.
+    pub fn reporter(mut self, reporter: Arc<dyn StatusReporter>) -> BuildJob {
+        self.reporter = reporter;
+        self
+    }
+
+    /// The build.
+    pub fn info(&self) -> &JobInfo {
+        &self.info
+    }
+
+    /// Runs the build to its end. Never panics on bad input: every failure
+    /// is an ending.
+    pub async fn run(&self, log: &mut JobLog<'_>, stop: &Stop) -> JobEnding {
+        self.reporter.started(&self.info).await;
+        let ending = self.fetch_and_step(log, stop).await;
+        log.line(ending.last_line()).await;
+        self.reporter.ended(&self.info, &ending).await;
+        ending
+    }
+
+    async fn fetch_and_step(&self, log: &mut JobLog<'_>, stop: &Stop) -> JobEnding {
+        if let Err(e) = tokio::fs::create_dir_all(&self.work).await {
+            return JobEnding::error(format!(
+                "cannot create the work directory {}: {e}",
+                self.work.display()
+            ));
+        }
+        log.line(format!("[zos-build] fetching {}", self.source.describe()))
+            .await;
+        let fetched = tokio::select! {
+            () = stop.token().cancelled() => return JobEnding::cancelled(stop),
+            fetched = self.source.fetch(&self.work) => fetched,
+        };
+        let tree = match fetched {
+            Ok(tree) => tree,
+            Err(e) => return JobEnding::error(e.to_string()),
+        };
+        let context = StepContext {
+            job: &self.info,
+            tree: &tree,
+            work: &self.work,
+            stop,
+        };
+        self.step.run(&context, log).await
+    }
+}

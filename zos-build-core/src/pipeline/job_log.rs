@@ -1,0 +1,107 @@
+//! One job's log: every step writes through it, so the whole log is
+//! numbered by one sequencer, from 0, without gaps or repeats.
+
+use crate::log::{LogEvent, LogStream, Sequencer};
+use crate::sink::{LogSink, SinkError};
+use async_trait::async_trait;
+
+/// The log of one job.
+///
+/// Why: a build's log is written by several hands (the pipeline says what
+/// it fetches, the executor streams the container, the publisher step says
+/// where the artifact went) and [`LogEvent::seq`] promises one numbering
+/// from 0 without gaps. The job's own lines get their numbers here; the
+/// executor is told where to start ([`BuildSpec::first_log_line`]), and
+/// every event passing through [`JobLog::sink`] moves the next number past
+/// it, so whoever writes next continues the count.
+///
+/// [`BuildSpec::first_log_line`]: crate::BuildSpec::first_log_line
+pub struct JobLog<'a> {
+    sink: &'a mut dyn LogSink,
+    seq: Sequencer,
+    /// The first write error; later lines are dropped (the job goes on).
+    failed: Option<String>,
+}
+
+impl std::fmt::Debug for JobLog<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobLog")
+            .field("next", &self.seq.count())
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> JobLog<'a> {
+    /// A log written to `sink`, numbered from 0.
+    pub fn new(sink: &'a mut dyn LogSink) -> JobLog<'a> {
+        JobLog {
+            sink,
+            seq: Sequencer::default(),
+            failed: None,
+        }
+    }
+
+    /// The number the next line gets: how many lines the log holds.
+    pub fn next_seq(&self) -> u64 {
+        self.seq.count()
+    }
+
+    /// Writes one line of the engine's own (`system`). A sink that fails is
+    /// remembered ([`JobLog::error`]) and written to no more.
+    pub async fn line(&mut self, text: impl Into<String>) {
+        let event = self.seq.event(LogStream::System, text.into());
+        self.deliver(std::slice::from_ref(&event)).await;
+    }
+
+    /// The sink itself, for a step that makes its own events (the
+    /// executor): the events written through it must carry the numbers from
+    /// [`JobLog::next_seq`] on, in order, and the count continues after them.
+    pub fn sink(&mut self) -> &mut dyn LogSink {
+        self
+    }
+
+    /// Why the sink failed, if it did.
+    pub fn error(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    /// Flushes the sink.
+    pub async fn finish(&mut self) -> Result<(), SinkError> {
+        self.sink.finish().await
+    }
+
+    async fn deliver(&mut self, events: &[LogEvent]) {
+        if self.failed.is_some() {
+            return;
+        }
+        if let Err(e) = self.sink.write(events).await {
+            self.failed = Some(e.to_string());
+        }
+    }
+}
+
+#[async_trait]
+impl LogSink for JobLog<'_> {
+    async fn write(&mut self, events: &[LogEvent]) -> Result<(), SinkError> {
+        if let Some(last) = events.last() {
+            debug_assert_eq!(
+                events.first().map(|e| e.seq),
+                Some(self.seq.count()),
+                "a step's events continue the job's numbering"
+            );
+            self.seq = Sequencer::starting_at(last.seq + 1);
+        }
+        self.sink.write(events).await
+    }
+
+    async fn container_started(&mut self, container_id: &str) -> Result<(), SinkError> {
+        self.sink.container_started(container_id).await
+    }
+
+    async fn finish(&mut self) -> Result<(), SinkError> {
+        // The executor finishes its sink when it returns; the job's log
+        // goes on after it, so a step's finish only flushes.
+        self.sink.finish().await
+    }
+}
