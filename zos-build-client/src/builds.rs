@@ -101,9 +101,21 @@ pub struct Build {
     /// Why it failed.
     #[serde(default)]
     pub error: Option<String>,
-    /// The published artifact's name.
+    /// The published artifact's name, with the old service's prefix
+    /// (`flist/<name>.md`, `binary/<name>`) for hub and binary artifacts.
     #[serde(default)]
     pub artifact: Option<String>,
+    /// The published artifact's bare name (servers since the hub publisher).
+    #[serde(default)]
+    pub artifact_name: Option<String>,
+}
+
+impl Build {
+    /// The artifact's name as people want it: bare when the server says it,
+    /// else `artifact` as sent.
+    pub fn artifact_shown(&self) -> Option<&str> {
+        self.artifact_name.as_deref().or(self.artifact.as_deref())
+    }
 }
 
 /// The builds of a `/build/status` object (keyed by id), oldest start first,

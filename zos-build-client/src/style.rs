@@ -130,7 +130,7 @@ pub fn verdict_line(build: &Build, colour: bool) -> String {
     let (mark, text) = match &build.status {
         BuildStatus::Success => (
             "✔",
-            match &build.artifact {
+            match build.artifact_shown() {
                 Some(artifact) => format!("succeeded{took}: {artifact}"),
                 None => format!("succeeded{took}"),
             },

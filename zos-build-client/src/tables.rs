@@ -80,7 +80,7 @@ fn cells(build: &Build, now: f64) -> [String; 7] {
         .error
         .as_deref()
         .filter(|e| !e.is_empty())
-        .or(build.artifact.as_deref())
+        .or(build.artifact_shown())
         .unwrap_or("");
     [
         cell(&build.id),

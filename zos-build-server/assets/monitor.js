@@ -385,8 +385,18 @@ function details(rows) {
   return list;
 }
 
-function artifactLink(name) {
-  return name ? link(artifactUrl(str(name)), str(name), 'artifact') : null;
+/**
+ * The artifact of `build` as a link: to `artifact_url` (the hub, or this
+ * server's /artifacts/) under `artifact_name`; a server without those fields
+ * sends the bare name, served under /artifacts/. An artifact with nowhere to
+ * fetch it from (an imported build of the old service) is shown as text.
+ */
+function artifactLink(build) {
+  const name = str(build.artifact_name !== undefined ? build.artifact_name : build.artifact);
+  if (!name) return null;
+  if (build.artifact_url === undefined) return link(artifactUrl(name), name, 'artifact');
+  const url = httpUrl(build.artifact_url);
+  return url ? link(url, name, 'artifact') : name;
 }
 
 // ---------------------------------------------------------------------------
@@ -511,7 +521,7 @@ class BuildView {
     this.meta.replaceChildren(details([
       ['Base image', str(build.baseimage)],
       ['Container', docker === 'system' ? '' : docker],
-      ['Artifact', artifactLink(build.artifact)],
+      ['Artifact', artifactLink(build)],
       ['Error', str(build.error)],
     ]));
 
@@ -767,7 +777,7 @@ function historyEntry(build, open) {
     ['Ended', ended !== null ? formatTime(ended) : ''],
     ['Duration', duration],
     ['Base image', str(build.baseimage)],
-    ['Artifact', artifactLink(build.artifact)],
+    ['Artifact', artifactLink(build)],
     ['Error', str(build.error)],
   ]));
   body.appendChild(commitList(build.commits));

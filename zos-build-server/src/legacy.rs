@@ -11,6 +11,13 @@
 //! [`Config::build_log_path`]; then the build is recorded with
 //! [`History::import`], which places it before every build this server made.
 //!
+//! `artifact` is kept as the old service wrote it, prefix included
+//! (`flist/<flist>.md`, `binary/<file>`, `kernel/<file>`): the history has
+//! no kind for it, and the views read the kind from that shape
+//! ([`old_artifact`](zos_build_core::history::legacy::old_artifact)), so an
+//! imported build shows the `artifact` the old page showed, never prefixed
+//! twice.
+//!
 //! The log is copied before the build is recorded, so an import stopped
 //! half-way (a crash, a full disk) is simply run again: a recorded build is
 //! skipped as already present, one that is not is done again whole. That is
@@ -540,6 +547,21 @@ mod tests {
             ),
             ("owner/config", "", SHA)
         );
+    }
+
+    #[test]
+    fn an_artifact_is_kept_as_the_old_service_wrote_it() {
+        for artifact in [
+            "flist/owner-repo-master-0123456789.flist.md",
+            "binary/owner-repo-master-0123456789.tar.gz",
+            "kernel/zero-os-master-generic-0123456789.efi",
+            "zero-os-master-generic-0123456789.efi",
+        ] {
+            let content = json!({"id": ID, "name": "owner/repo/master", "status": "success",
+                                 "artifact": artifact});
+            let build = imported_build(&row(Value::Null, &content.to_string())).unwrap();
+            assert_eq!(build.artifact.as_deref(), Some(artifact));
+        }
     }
 
     #[test]

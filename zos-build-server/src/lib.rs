@@ -7,7 +7,9 @@
 //! - [`logging`]: the server's own log (text or JSON, colours on a terminal);
 //! - [`catalog`]: the tracked branches, swapped whole on a reload;
 //! - [`server`]: start-up (history, catalog, Docker, listener) and shutdown;
-//! - [`pipeline`]: the scheduler that runs queued builds;
+//! - [`scheduler`]: runs queued builds as jobs of the core pipeline
+//!   (queueing, superseding, the concurrency limit, resuming) and chooses
+//!   their publishers;
 //! - [`reloader`]: the configuration repository, loaded at start-up and on push;
 //! - [`state`]: what request handlers share;
 //! - [`sweeper`]: periodic removal of what no build owns, retention, and
@@ -19,7 +21,7 @@
 //!   websocket and the monitor page out;
 //! - [`legacy`]: `import-legacy`, the old service's history brought in.
 //!
-//! Imports go one way, `http → state → {pipeline, reloader} → {live,
+//! Imports go one way, `http → state → {scheduler, reloader} → {live,
 //! catalog, config}`, and this crate root is the one place where what
 //! `server` prepares is handed to `http` (see `tests/layering.rs`).
 //!

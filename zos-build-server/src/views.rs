@@ -1,26 +1,154 @@
 //! The JSON the old service showed of builds, built in one place for the
-//! HTTP routes (`/build/status`, `/build/history`) and the websocket frames
-//! (`status`, `history`), so the two can never disagree.
+//! HTTP routes (`/build/status`, `/build/history`, `/build/history/full`,
+//! `/api/builds`) and the websocket frames (`status`, `history`), so that
+//! they can never disagree.
+//!
+//! ## `artifact`, in the old service's shape
+//!
+//! The old monitor page made its artifact links from `artifact` alone: it
+//! split it at the first `/`, and a known first part chose a host
+//! (`flist/<flist>.md` → the hub's page of the flist, `binary/<file>` → the
+//! download host, `kernel/<file>` → the bootstrap host); anything else was
+//! linked to the kernel host whole. So `artifact` keeps those prefixes,
+//! made from the build's [`ArtifactKind`] ([`ArtifactView`]):
+//!
+//! | kind | `artifact` |
+//! | --- | --- |
+//! | `Flist` | `flist/<owner>-<repo>[-<tag>]-<branch>-<commit10>.flist.md` |
+//! | `Binary` | `binary/<file>` |
+//! | `Kernel` | `kernel/<file>` |
+//! | `Local` | `<file>`, bare |
+//!
+//! A `Local` artifact stays bare because no prefix would make the old page
+//! link it right: its hosts are written in the page, and none of them is
+//! this server's `/artifacts/` (`binary/` would send it to the download
+//! host, where the file is not). Bare is what this server always sent,
+//! which its own page and client link to `/artifacts/<file>`, and local
+//! files exist only where no hub is configured, which the old service never
+//! ran without. Builds recorded before kinds were (`artifact_kind` None)
+//! published local files, and show the same.
+//!
+//! Builds imported from the old service keep the `artifact` it wrote, prefix
+//! included; [`old_artifact`] reads it back, so it is shown as it was, never
+//! prefixed twice, whether or not the import recorded its kind.
+//!
+//! Beside it, for everyone else: `artifact_name` (the bare name),
+//! `artifact_kind` (`local`, `flist`, `binary`, `kernel`), `artifact_url`
+//! (where to fetch it: the hub's URL of a flist, `/artifacts/<file>` for a
+//! file this server serves; `null` when unknown, e.g. for what the old
+//! service published) and `link` (the moving link the build moved).
+//!
+//! ## `monitor`
+//!
+//! The last [`MONITOR_LINES`] lines of the build's log, for running and
+//! finished builds alike, read from the end of its file only: at most
+//! [`MONITOR_TAIL_BYTES`] of each, and at most [`MONITOR_LIST_BYTES`] for
+//! a whole list of finished builds (a page of 500 gets 2 KiB of each log),
+//! so that neither the reads nor the answer grow with the logs, and a long
+//! page cannot be made large by long lines. [`MONITOR_READS`] logs are
+//! read at a time.
 
 use crate::config::Config;
 use crate::live::{read_log, Live, LiveEvent};
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::path::Path;
-use zos_build_core::{BuildRecord, History, HistoryError};
+use zos_build_core::history::is_valid_build_id;
+use zos_build_core::history::legacy::old_artifact;
+use zos_build_core::{ArtifactKind, BuildRecord, History, HistoryError};
 
 /// Entries of `/build/history` and of the websocket's `history` frame.
 pub const HISTORY_LENGTH: u64 = 25;
-/// Lines of output shown in `monitor` on `/build/status`.
+/// Lines of output shown in `monitor`.
 pub const MONITOR_LINES: usize = 10;
+/// The most of a log's end read for `monitor`: a log of any size costs
+/// this much at most, and so does each entry's `monitor`.
+pub const MONITOR_TAIL_BYTES: u64 = 16 * 1024;
+/// The most read of the logs of one list of finished builds, shared by its
+/// entries (each gets at most [`MONITOR_TAIL_BYTES`]).
+pub const MONITOR_LIST_BYTES: u64 = 1024 * 1024;
+/// Logs read at once to fill the `monitor` of a list of builds.
+pub const MONITOR_READS: usize = 8;
+
+/// What the JSON says of a build's artifact (see the module's documentation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactView {
+    /// `artifact`: the name with the old service's prefix.
+    pub artifact: String,
+    /// `artifact_name`: the bare name.
+    pub name: String,
+    /// `artifact_kind`; None when the recorded name is in no known shape.
+    pub kind: Option<ArtifactKind>,
+    /// `artifact_url`: where to fetch it, when known.
+    pub url: Option<String>,
+}
+
+impl ArtifactView {
+    /// The view of `record`'s artifact; None when it has none.
+    pub fn of(record: &BuildRecord) -> Option<ArtifactView> {
+        let stored = record.artifact.as_deref()?;
+        let old = old_artifact(stored);
+        // Only the old service wrote prefixed names: this server published
+        // nothing of them, and does not know where its hosts are.
+        let from_old_service = old.is_some();
+        let (kind, name) = match old {
+            Some((kind, name)) => (Some(record.artifact_kind.unwrap_or(kind)), name),
+            // A name in no shape this server makes: shown as it is.
+            None if stored.contains('/') => (record.artifact_kind, stored),
+            None => (
+                Some(record.artifact_kind.unwrap_or(ArtifactKind::Local)),
+                stored,
+            ),
+        };
+        let artifact = match kind {
+            Some(ArtifactKind::Flist) => format!("flist/{name}.md"),
+            Some(ArtifactKind::Binary) => format!("binary/{name}"),
+            Some(ArtifactKind::Kernel) => format!("kernel/{name}"),
+            _ => name.to_string(),
+        };
+        let url = match kind {
+            Some(ArtifactKind::Flist | ArtifactKind::Kernel) => record
+                .artifact_location
+                .as_deref()
+                .filter(|l| l.starts_with("https://") || l.starts_with("http://"))
+                .map(str::to_string),
+            // The names `/artifacts/<name>` serves, and nothing else.
+            Some(ArtifactKind::Local | ArtifactKind::Binary)
+                if !from_old_service && is_served_name(name) =>
+            {
+                Some(format!("/artifacts/{name}"))
+            }
+            _ => None,
+        };
+        Some(ArtifactView {
+            artifact,
+            name: name.to_string(),
+            kind,
+            url,
+        })
+    }
+}
+
+/// A name `/artifacts/<name>` serves: `[A-Za-z0-9._-]`, not hidden.
+fn is_served_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
 
 /// The fields the old service sent for a running build, plus `id` and
-/// `baseimage` (which the old one sent in the history only).
+/// `baseimage` (which the old one sent in the history only), and the
+/// artifact's own fields.
 pub fn status_entry(record: &BuildRecord, monitor: String) -> Value {
     let commits: Value = serde_json::from_str(&record.commits).unwrap_or_else(|_| json!([]));
     let docker = match &record.container_id {
         Some(id) => id.chars().take(10).collect::<String>(),
         None => "system".to_string(),
     };
+    let artifact = ArtifactView::of(record);
+    let artifact = artifact.as_ref();
     json!({
         "id": record.id,
         "status": record.status.as_str(),
@@ -31,20 +159,58 @@ pub fn status_entry(record: &BuildRecord, monitor: String) -> Value {
         "ended": record.ended,
         "error": record.error,
         "commits": commits,
-        "artifact": record.artifact,
+        "artifact": artifact.map(|a| &a.artifact),
+        "artifact_name": artifact.map(|a| &a.name),
+        "artifact_kind": artifact.and_then(|a| a.kind).map(ArtifactKind::as_str),
+        "artifact_url": artifact.and_then(|a| a.url.as_ref()),
+        "link": record.link,
         "tag": record.tag,
         "baseimage": record.baseimage,
     })
 }
 
-/// A finished build as `/build/history` lists it.
+/// A build as the JSON API (`/api/builds`) lists it: the history's shape,
+/// with an empty `monitor` (its clients read the log itself).
 pub fn history_entry(record: &BuildRecord) -> Value {
     status_entry(record, String::new())
 }
 
-/// `records` as a JSON array of history entries.
+/// `records` as a JSON array of [`history_entry`].
 pub fn history_list(records: &[BuildRecord]) -> Value {
     Value::Array(records.iter().map(history_entry).collect())
+}
+
+/// `records` as a JSON array of history entries, each with the last lines
+/// of its log in `monitor` (as `/build/history` and the websocket's
+/// `history` frame show them).
+pub async fn history_list_with_monitor(records: &[BuildRecord], config: &Config) -> Value {
+    let share = MONITOR_LIST_BYTES / u64::try_from(records.len().max(1)).unwrap_or(u64::MAX);
+    let tail = share.min(MONITOR_TAIL_BYTES);
+    // The futures made first, so that the stream's type holds no closure
+    // (a closure's lifetimes would keep the spawned tasks from being `Send`).
+    let entries: Vec<_> = records
+        .iter()
+        .map(|record| entry_with_monitor(config, record, tail))
+        .collect();
+    let entries = futures_util::stream::iter(entries)
+        .buffered(MONITOR_READS)
+        .collect()
+        .await;
+    Value::Array(entries)
+}
+
+/// `record` as the history shows it, with the last lines of its log, read
+/// from its last `tail` bytes.
+async fn entry_with_monitor(config: &Config, record: &BuildRecord, tail: u64) -> Value {
+    status_entry(record, monitor(config, record, tail).await)
+}
+
+/// The last lines of `record`'s log, from its last `tail` bytes.
+async fn monitor(config: &Config, record: &BuildRecord, tail: u64) -> String {
+    if !is_valid_build_id(&record.id) {
+        return String::new();
+    }
+    last_lines(&config.build_log_path(&record.id), MONITOR_LINES, tail).await
 }
 
 /// Queued and running builds, keyed by id, with the last lines of each log.
@@ -52,15 +218,18 @@ pub async fn status(history: &History, config: &Config) -> Result<Value, History
     let active = history.active().await?;
     let mut object = serde_json::Map::new();
     for record in &active {
-        let monitor = last_lines(&config.build_log_path(&record.id), MONITOR_LINES).await;
-        object.insert(record.id.clone(), status_entry(record, monitor));
+        object.insert(
+            record.id.clone(),
+            status_entry(record, monitor(config, record, MONITOR_TAIL_BYTES).await),
+        );
     }
     Ok(Value::Object(object))
 }
 
-/// The latest finished builds, newest first.
-pub async fn history(history: &History) -> Result<Value, HistoryError> {
-    Ok(history_list(&history.finished(0, HISTORY_LENGTH).await?))
+/// The latest finished builds, newest first, with their last lines.
+pub async fn history(history: &History, config: &Config) -> Result<Value, HistoryError> {
+    let records = history.finished(0, HISTORY_LENGTH).await?;
+    Ok(history_list_with_monitor(&records, config).await)
 }
 
 /// A websocket frame `{"event": event, "payload": payload}`.
@@ -68,17 +237,29 @@ pub fn frame(event: &str, payload: Value) -> String {
     json!({"event": event, "payload": payload}).to_string()
 }
 
-/// The last `n` lines of a file, joined by `\n`; empty when it cannot be read.
-pub async fn last_lines(path: &Path, n: usize) -> String {
-    // Only the end of a (possibly huge) log is read.
-    const TAIL_BYTES: u64 = 16 * 1024;
+/// The last `n` lines of a file, joined by `\n`, from at most its last
+/// `tail` bytes; empty when it cannot be read.
+pub async fn last_lines(path: &Path, n: usize, tail: u64) -> String {
     let Ok(length) = tokio::fs::metadata(path).await.map(|m| m.len()) else {
         return String::new();
     };
-    let Ok(bytes) = read_log(path, length.saturating_sub(TAIL_BYTES), TAIL_BYTES).await else {
+    let start = length.saturating_sub(tail);
+    // From the byte before `start`, when there is one: whether the part
+    // read begins with a whole line.
+    let before = u64::from(start > 0);
+    let Ok(bytes) = read_log(path, start - before, tail + before).await else {
         return String::new();
     };
-    let text = String::from_utf8_lossy(&bytes);
+    let bytes = match bytes.split_first() {
+        Some((&previous, rest)) if before == 1 => match rest.iter().position(|&b| b == b'\n') {
+            // The first line began before `start`: left out, unless it is
+            // all there is.
+            Some(end) if previous != b'\n' && end + 1 < rest.len() => &rest[end + 1..],
+            _ => rest,
+        },
+        _ => &bytes[..],
+    };
+    let text = String::from_utf8_lossy(bytes);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
@@ -93,11 +274,306 @@ pub async fn announce(history: &History, config: &Config, live: &Live, history_c
         Err(e) => tracing::error!(error = %e, "cannot read the running builds"),
     }
     if history_changed {
-        match self::history(history).await {
+        match self::history(history, config).await {
             Ok(value) => live.publish(LiveEvent::History {
                 frame: frame("history", value).into(),
             }),
             Err(e) => tracing::error!(error = %e, "cannot read the history"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zos_build_core::history::{Enqueued, ImportedBuild, NewBuild};
+    use zos_build_core::{BuildStatus, BuildUpdate};
+
+    const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    /// A finished build of acme/widget master, read back from a history.
+    async fn finished(history: &History, update: BuildUpdate) -> BuildRecord {
+        let build = NewBuild::new("acme/widget", "master", COMMIT, "build.sh", "busybox");
+        let Enqueued::Queued(records) = history.enqueue(None, vec![build]).await.unwrap() else {
+            panic!("queued")
+        };
+        history.update(&records[0].id, update).await.unwrap();
+        history.get(&records[0].id).await.unwrap().unwrap()
+    }
+
+    fn artifact_fields(entry: &Value) -> Value {
+        json!([
+            entry["artifact"],
+            entry["artifact_name"],
+            entry["artifact_kind"],
+            entry["artifact_url"],
+            entry["link"],
+        ])
+    }
+
+    #[tokio::test]
+    async fn each_kind_of_artifact_has_the_old_prefix_and_its_own_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = History::open(dir.path().join("h.db")).await.unwrap();
+        let success = |artifact: &str| {
+            BuildUpdate::finished(BuildStatus::Success, None, Some(artifact.into()))
+        };
+        let flist = "acme-widget-master-0123456789.flist";
+        let file = "acme-widget-master-0123456789.tar.gz";
+        let kernel = "zero-os-master-generic-0123456789.efi";
+        let link = Some("acme-widget-master.flist".to_string());
+        let cases = [
+            (
+                success(flist).published(
+                    ArtifactKind::Flist,
+                    format!("https://hub.example/acme/{flist}"),
+                    link.clone(),
+                ),
+                json!([
+                    format!("flist/{flist}.md"),
+                    flist,
+                    "flist",
+                    format!("https://hub.example/acme/{flist}"),
+                    "acme-widget-master.flist",
+                ]),
+            ),
+            (
+                success(file).published(
+                    ArtifactKind::Binary,
+                    format!("/srv/bin/{file}"),
+                    link.clone(),
+                ),
+                json!([
+                    format!("binary/{file}"),
+                    file,
+                    "binary",
+                    format!("/artifacts/{file}"),
+                    "acme-widget-master.flist",
+                ]),
+            ),
+            (
+                success(kernel).published(
+                    ArtifactKind::Kernel,
+                    format!("/srv/kernel/{kernel}"),
+                    None,
+                ),
+                // A path is no URL: the kernel directory is not served here.
+                json!([format!("kernel/{kernel}"), kernel, "kernel", null, null]),
+            ),
+            (
+                success(file).published(
+                    ArtifactKind::Local,
+                    format!("/srv/artifacts/{file}"),
+                    None,
+                ),
+                json!([file, file, "local", format!("/artifacts/{file}"), null]),
+            ),
+            // Recorded before kinds were: a local file.
+            (
+                success(file),
+                json!([file, file, "local", format!("/artifacts/{file}"), null]),
+            ),
+            // No artifact: nothing of it.
+            (
+                BuildUpdate::finished(BuildStatus::Error, Some("failed".into()), None),
+                json!([null, null, null, null, null]),
+            ),
+        ];
+        for (update, expected) in cases {
+            let record = finished(&history, update).await;
+            let entry = history_entry(&record);
+            assert_eq!(artifact_fields(&entry), expected, "{record:?}");
+            // The same in /build/status's shape.
+            assert_eq!(
+                artifact_fields(&status_entry(&record, "x".into())),
+                expected
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_imported_artifact_keeps_its_prefix_and_gets_no_second_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = History::open(dir.path().join("h.db")).await.unwrap();
+        let flist = "acme-widget-master-0123456789.flist";
+        let cases = [
+            (
+                format!("flist/{flist}.md"),
+                json!([format!("flist/{flist}.md"), flist, "flist", null, null]),
+            ),
+            (
+                "binary/acme-widget-master-0123456789.tar.gz".to_string(),
+                json!([
+                    "binary/acme-widget-master-0123456789.tar.gz",
+                    "acme-widget-master-0123456789.tar.gz",
+                    "binary",
+                    null,
+                    null
+                ]),
+            ),
+            (
+                "kernel/zero-os-master-generic-0123456789.efi".to_string(),
+                json!([
+                    "kernel/zero-os-master-generic-0123456789.efi",
+                    "zero-os-master-generic-0123456789.efi",
+                    "kernel",
+                    null,
+                    null
+                ]),
+            ),
+            // Its earliest kernels were bare; its page linked them to the
+            // kernel host, as it does `kernel/<name>`.
+            (
+                "zero-os-master-generic-0123456789.efi".to_string(),
+                json!([
+                    "kernel/zero-os-master-generic-0123456789.efi",
+                    "zero-os-master-generic-0123456789.efi",
+                    "kernel",
+                    null,
+                    null
+                ]),
+            ),
+            // Not a shape of either service: shown as it is, kind unknown.
+            (
+                "other/a/b".to_string(),
+                json!(["other/a/b", "other/a/b", null, null, null]),
+            ),
+        ];
+        for (i, (stored, expected)) in cases.into_iter().enumerate() {
+            let id = format!("3f2504e0-4f89-11d3-9a0c-0305e82c330{i}");
+            let mut build =
+                ImportedBuild::new(id.as_str(), "acme/widget/master", BuildStatus::Success, 1);
+            build.artifact = Some(stored.clone());
+            assert!(history.import(build).await.unwrap());
+            let record = history.get(&id).await.unwrap().unwrap();
+            assert_eq!(record.artifact_kind, None);
+            assert_eq!(
+                artifact_fields(&history_entry(&record)),
+                expected,
+                "{stored}"
+            );
+            // Were the import to record the kind too, nothing would change
+            // but the kind being known.
+            let mut with_kind = record.clone();
+            with_kind.artifact_kind = old_artifact(&stored).map(|(kind, _)| kind);
+            assert_eq!(
+                artifact_fields(&history_entry(&with_kind)),
+                expected,
+                "{stored}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hub_location_that_is_no_url_and_names_not_served_give_no_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = History::open(dir.path().join("h.db")).await.unwrap();
+        let record =
+            finished(
+                &history,
+                BuildUpdate::finished(BuildStatus::Success, None, Some("x.flist".into()))
+                    .published(ArtifactKind::Flist, "javascript:alert(1)", None),
+            )
+            .await;
+        assert_eq!(history_entry(&record)["artifact_url"], Value::Null);
+        let mut odd = record.clone();
+        odd.artifact_kind = Some(ArtifactKind::Local);
+        odd.artifact = Some("a b.tar.gz".into());
+        let entry = history_entry(&odd);
+        assert_eq!(entry["artifact"], "a b.tar.gz");
+        assert_eq!(entry["artifact_url"], Value::Null);
+    }
+
+    #[tokio::test]
+    async fn monitor_holds_the_last_lines_of_each_log_read_from_its_end_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!("data-directory: {}\n", dir.path().join("data").display());
+        let config = Config::from_yaml(&yaml, Path::new("test.yaml")).unwrap();
+        let history = History::open(config.history_path()).await.unwrap();
+        std::fs::create_dir_all(&config.logs_directory).unwrap();
+        let short = finished(
+            &history,
+            BuildUpdate::finished(BuildStatus::Success, None, None),
+        )
+        .await;
+        let log: String = (1..=30).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(config.build_log_path(&short.id), &log).unwrap();
+        // A log far larger than what is read of it, whose lines cross the
+        // edge of the part read.
+        let long = finished(
+            &history,
+            BuildUpdate::finished(BuildStatus::Error, None, None),
+        )
+        .await;
+        let big: String = (1..=100_000).map(|i| format!("entry {i:07}\n")).collect();
+        std::fs::write(config.build_log_path(&long.id), &big).unwrap();
+        let silent = finished(
+            &history,
+            BuildUpdate::finished(BuildStatus::Error, None, None),
+        )
+        .await;
+
+        let value = self::history(&history, &config).await.unwrap();
+        let ids: Vec<&str> = value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [&silent.id, &long.id, &short.id], "newest first");
+        let monitors: Vec<&str> = value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["monitor"].as_str().unwrap())
+            .collect();
+        let last = |text: &str| {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len() - MONITOR_LINES..].join("\n")
+        };
+        assert_eq!(monitors, ["", last(&big).as_str(), last(&log).as_str()]);
+        assert!(monitors[1].ends_with("entry 0100000"));
+        // Without the log's end, only a short piece was read.
+        assert_eq!(
+            last_lines(
+                &config.build_log_path(&long.id),
+                100_000,
+                MONITOR_TAIL_BYTES
+            )
+            .await
+            .lines()
+            .count(),
+            (MONITOR_TAIL_BYTES as usize) / "entry 0000000\n".len(),
+            "whole lines of the last {MONITOR_TAIL_BYTES} bytes, the cut one left out"
+        );
+        // The JSON API's entries and list carry no monitor.
+        assert_eq!(history_entry(&short)["monitor"], "");
+        assert_eq!(history_list(&[short])[0]["monitor"], "");
+        // A single line longer than what is read is shown cut, not dropped.
+        let one = finished(
+            &history,
+            BuildUpdate::finished(BuildStatus::Error, None, None),
+        )
+        .await;
+        std::fs::write(
+            config.build_log_path(&one.id),
+            "y".repeat(3 * MONITOR_TAIL_BYTES as usize) + "\n",
+        )
+        .unwrap();
+        let path = config.build_log_path(&one.id);
+        let shown = last_lines(&path, MONITOR_LINES, MONITOR_TAIL_BYTES).await;
+        assert_eq!(shown, "y".repeat(MONITOR_TAIL_BYTES as usize - 1));
+
+        // A list shares MONITOR_LIST_BYTES: 25 entries get the whole
+        // MONITOR_TAIL_BYTES each, 512 get 2 KiB each.
+        for (count, each) in [(25, MONITOR_TAIL_BYTES), (512, 2048)] {
+            let records = vec![one.clone(); count];
+            let list = history_list_with_monitor(&records, &config).await;
+            let list = list.as_array().unwrap();
+            assert_eq!(list.len(), count);
+            for entry in list {
+                assert_eq!(entry["monitor"], "y".repeat(each as usize - 1), "{count}");
+            }
         }
     }
 }

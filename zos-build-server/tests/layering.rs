@@ -1,5 +1,5 @@
 //! The server's modules import one way:
-//! `http → state → {scheduler (pipeline), reloader} → {live, catalog, config}`,
+//! `http → state → {scheduler, reloader} → {live, catalog, config}`,
 //! with `views` (the JSON shapes) used by `http` only, and the crate root
 //! (`lib.rs`) as the one place that wires `server` to `http`. Plain reading
 //! of the source files: a new import against the rule fails here.
@@ -68,7 +68,7 @@ fn views_are_used_by_http_only() {
 fn the_scheduler_and_the_reloader_sit_below_the_state() {
     for (path, code) in &files() {
         let below = [
-            "pipeline.rs",
+            "scheduler.rs",
             "reloader.rs",
             "live.rs",
             "catalog.rs",

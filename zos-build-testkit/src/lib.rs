@@ -17,8 +17,14 @@
 //! - [`hub`] (feature `hub`): a Zero-OS Hub stand-in on the loopback that
 //!   speaks the hub's upload and link API, records what it receives, and
 //!   fails, refuses, stalls or holds uploads on demand.
+//! - [`github`] (feature `github`): a GitHub REST API stand-in on the
+//!   loopback that speaks the commit-status and repository-webhook API with
+//!   GitHub's answer shapes, records what it receives, and fails,
+//!   rate-limits, stalls or goes down on demand.
 
 pub mod docker;
+#[cfg(feature = "github")]
+pub mod github;
 #[cfg(feature = "hub")]
 pub mod hub;
 #[cfg(feature = "server")]

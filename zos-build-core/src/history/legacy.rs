@@ -17,8 +17,13 @@
 //! [`MAX_FIELD_BYTES`] is not read at all. A column that is not text (a
 //! blob that is not UTF-8, a number) is reported as such rather than
 //! failing the read: one bad row never stops an import.
+//!
+//! One field of the old JSON is read here too, [`old_artifact`]: the old
+//! service wrote which publisher took an artifact into its name (`flist/`,
+//! `binary/`, `kernel/`), and both the import and the server's views need to
+//! tell that apart from a bare name, with the history's [`ArtifactKind`].
 
-use super::HistoryError;
+use super::{ArtifactKind, HistoryError};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -190,6 +195,36 @@ fn open_blocking(path: &Path) -> Result<Connection, HistoryError> {
     Ok(connection)
 }
 
+/// The publisher and the bare name of an `artifact` as the old service
+/// wrote it, or `None` when `artifact` is not in one of its shapes (a name
+/// this server recorded is never: its names are plain file names):
+///
+/// - `flist/<flist>.md`: a flist on the hub, `<flist>` being the hub's name
+///   (`<owner>-<repo>[-<tag>]-<branch>-<commit10>.flist`); the old monitor
+///   page linked it to the hub's page of that flist;
+/// - `binary/<file>`: a file of the binary directory;
+/// - `kernel/<file>`: a kernel of the kernel directory;
+/// - `<file>.efi`, no prefix: a kernel of its earliest versions, which named
+///   kernels bare (its page linked every unprefixed artifact to the kernel
+///   host).
+///
+/// The name must be one path segment, not `.` or `..`: `flist/a/b.md` is
+/// `None`.
+pub fn old_artifact(artifact: &str) -> Option<(ArtifactKind, &str)> {
+    let segment = |name: &str| !matches!(name, "" | "." | "..") && !name.contains('/');
+    let (kind, name) = match artifact.split_once('/') {
+        Some(("flist", rest)) => (ArtifactKind::Flist, rest.strip_suffix(".md")?),
+        Some(("binary", rest)) => (ArtifactKind::Binary, rest),
+        Some(("kernel", rest)) => (ArtifactKind::Kernel, rest),
+        Some(_) => return None,
+        None if artifact.len() > ".efi".len() && artifact.ends_with(".efi") => {
+            (ArtifactKind::Kernel, artifact)
+        }
+        None => return None,
+    };
+    segment(name).then_some((kind, name))
+}
+
 /// A text column from its length in bytes and its value (NULL when it was
 /// not read for its length).
 fn text(length: Option<i64>, value: ValueRef<'_>) -> LegacyText {
@@ -318,6 +353,50 @@ mod tests {
             .unwrap()
             .execute("DELETE FROM history", []);
         assert!(write.is_err(), "a write went through: {write:?}");
+    }
+
+    #[test]
+    fn the_old_artifact_shapes_are_read_and_others_are_not() {
+        let flist = "threefoldfoundation-tfchain-faucet-master-0123456789.flist";
+        assert_eq!(
+            old_artifact(&format!("flist/{flist}.md")),
+            Some((ArtifactKind::Flist, flist))
+        );
+        assert_eq!(
+            old_artifact("binary/o-r-master-0123456789.tar.gz"),
+            Some((ArtifactKind::Binary, "o-r-master-0123456789.tar.gz"))
+        );
+        assert_eq!(
+            old_artifact("kernel/zero-os-master-generic-0123456789.efi"),
+            Some((
+                ArtifactKind::Kernel,
+                "zero-os-master-generic-0123456789.efi"
+            ))
+        );
+        assert_eq!(
+            old_artifact("zero-os-master-generic-0123456789.efi"),
+            Some((
+                ArtifactKind::Kernel,
+                "zero-os-master-generic-0123456789.efi"
+            ))
+        );
+        for other in [
+            // This server's own names: plain, never prefixed.
+            "o-r-master-0123456789.tar.gz",
+            "flist/x.flist",
+            "flist/.md",
+            "flist/a/b.md",
+            "binary/",
+            "binary/a/b",
+            "kernel/../x",
+            "binary/..",
+            "local/x.tar.gz",
+            "/x.efi",
+            ".efi",
+            "",
+        ] {
+            assert_eq!(old_artifact(other), None, "{other:?}");
+        }
     }
 
     #[tokio::test]

@@ -204,7 +204,10 @@ async fn route(state: &Arc<AppState>, request: Request<Incoming>) -> Response<Bo
         _ => {
             if let Some(id) = path.strip_prefix("/report/") {
                 old_routes::report(state, id).await
-            } else if let Some(rest) = path.strip_prefix("/build/logs/") {
+            } else if let Some(rest) = path
+                .strip_prefix("/build/logs/")
+                .or_else(|| path.strip_prefix("/logs/"))
+            {
                 old_routes::branch_log(state, rest).await
             } else if let Some(name) = path.strip_prefix("/artifacts/") {
                 operations::artifact(state, name).await

@@ -1,14 +1,18 @@
 //! The old service's read routes, in its JSON shapes so that existing
 //! dashboards keep working: `/build/status`, `/build/history`,
-//! `/build/history/full`, `/build/sync`, `/report/<id>` and
-//! `/build/logs/<owner>/<repo>/<branch>`.
+//! `/build/history/full`, `/build/sync`, `/report/<id>`, and
+//! `/build/logs/<owner>/<repo>/<branch>` with its twin
+//! `/logs/<owner>/<repo>/<branch>` (the route the old code had, answering
+//! `FIXME`; its README named the other one).
 //!
 //! No path parameter ever reaches the filesystem as written: a build id is
 //! checked for its shape and looked up in the history, and a log file's name
 //! is made from that id only. Anything else is a 404.
 //!
 //! Nothing here grows with the history or a log: lists are pages of at most
-//! [`MAX_PAGE`] builds, and logs and artifacts are streamed from their files.
+//! [`MAX_PAGE`] builds, whose `monitor` reads at most
+//! [`MONITOR_LIST_BYTES`](views::MONITOR_LIST_BYTES) of their logs in all,
+//! and logs and artifacts are streamed from their files.
 
 use super::response::{self, Body};
 use super::MAX_PAGE;
@@ -36,7 +40,7 @@ pub async fn status(state: &AppState) -> Response<Body> {
 
 /// `GET /build/history`: the latest finished builds, newest first.
 pub async fn history(state: &AppState) -> Response<Body> {
-    match views::history(&state.history).await {
+    match views::history(&state.history, &state.config).await {
         Ok(value) => response::json(StatusCode::OK, &value),
         Err(e) => internal(e),
     }
@@ -99,7 +103,7 @@ pub async fn history_full(state: &AppState, query: Option<&str>) -> Response<Bod
                 .last()
                 .filter(|_| more)
                 .map(|last| format!("/build/history/full?per_page={per_page}&before={}", last.id));
-            response::with_next(history_list(&records), next)
+            response::with_next(history_list(state, &records).await, next)
         }
         Err(e) => internal(e),
     }
@@ -125,8 +129,9 @@ pub(super) async fn check_cursor(state: &AppState, before: Option<&str>) -> Opti
     }
 }
 
-fn history_list(records: &[BuildRecord]) -> Response<Body> {
-    response::json(StatusCode::OK, &views::history_list(records))
+async fn history_list(state: &AppState, records: &[BuildRecord]) -> Response<Body> {
+    let list = views::history_list_with_monitor(records, &state.config).await;
+    response::json(StatusCode::OK, &list)
 }
 
 /// `GET /report/<id>`: the build's full log.
@@ -141,7 +146,8 @@ pub async fn report(state: &AppState, id: &str) -> Response<Body> {
     }
 }
 
-/// `GET /build/logs/<owner>/<repo>/<branch>`: the log of the branch's latest build.
+/// `GET /build/logs/<owner>/<repo>/<branch>` and `GET /logs/<owner>/<repo>/<branch>`
+/// (`rest` is `<owner>/<repo>/<branch>`): the log of the branch's latest build.
 pub async fn branch_log(state: &AppState, rest: &str) -> Response<Body> {
     let parts: Vec<&str> = rest.split('/').collect();
     let safe = |p: &&str| {

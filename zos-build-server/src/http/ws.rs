@@ -137,7 +137,7 @@ impl Client {
         let (history, status) = self.state.live.views();
         let history = match history {
             Some(frame) => Some(frame),
-            None => views::history(&self.state.history)
+            None => views::history(&self.state.history, &self.state.config)
                 .await
                 .map_err(|e| tracing::error!(error = %e, "history query failed"))
                 .ok()
