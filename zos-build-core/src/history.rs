@@ -23,8 +23,10 @@
 
 pub mod legacy;
 pub mod migrations;
+pub mod statuses;
 
 pub use migrations::SCHEMA_VERSION;
+pub use statuses::{NewStatus, QueuedStatus, StatusDelivery, StatusState};
 
 use rusqlite::{params, Connection, Row};
 use std::path::{Path, PathBuf};
@@ -1166,9 +1168,24 @@ fn open_blocking(path: &Path) -> Result<Connection, HistoryError> {
     // WAL: readers never wait for the writer, and a commit is durable once
     // it is in the log. NORMAL sync is safe in WAL mode against a process
     // crash (kill -9); only a power loss can lose the last commits.
+    // Switching to WAL takes a lock that SQLite does not wait for (no busy
+    // handler): another process upgrading the schema at this moment answers
+    // "database is locked" at once. Wait for it, as busy_timeout would.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match connection.pragma_update(None, "journal_mode", "WAL") {
+            Ok(()) => break,
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(open_error(e)),
+        }
+    }
     connection
-        .pragma_update(None, "journal_mode", "WAL")
-        .and_then(|_| connection.pragma_update(None, "synchronous", "NORMAL"))
+        .pragma_update(None, "synchronous", "NORMAL")
         .map_err(open_error)?;
     migrations::migrate(&mut connection, path)?;
     Ok(connection)

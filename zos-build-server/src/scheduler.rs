@@ -66,8 +66,11 @@ use zos_build_core::{
 use zos_flist_config::{Branch, Format};
 
 /// The error recorded for a build cancelled because a newer push of its
-/// branch arrived.
-pub const SUPERSEDED: &str = "superseded by a newer push";
+/// branch arrived: `superseded by 1a2b3c4`, the newer commit's first 7
+/// characters.
+pub fn superseded_by(commit: &str) -> String {
+    format!("superseded by {}", commit.get(..7).unwrap_or(commit))
+}
 /// The error recorded for a build stopped because the server shut down.
 pub const SHUT_DOWN: &str = "interrupted by server shutdown";
 /// Room in a build's log above `log-size-limit` for the engine's own lines
@@ -190,10 +193,14 @@ impl Scheduler {
         let mut tokens = Vec::with_capacity(records.len());
         {
             let mut active = inner.lock_active();
-            let names: HashSet<&str> = records.iter().map(|r| r.name.as_str()).collect();
-            for name in names {
+            let names: HashMap<&str, &str> = records
+                .iter()
+                .map(|r| (r.name.as_str(), r.commit.as_str()))
+                .collect();
+            for (name, commit) in names {
+                let reason = superseded_by(commit);
                 for old in active.get(name).into_iter().flatten() {
-                    if !new_ids.contains(old.id.as_str()) && old.stop.cancel(SUPERSEDED) {
+                    if !new_ids.contains(old.id.as_str()) && old.stop.cancel(&reason) {
                         tracing::info!(build = %old.id, %name, "superseded by a newer push: cancelling");
                     }
                 }
@@ -354,7 +361,9 @@ impl Inner {
             )
             .await;
             let ending = JobEnding::cancelled(&stop);
-            self.status.ended(&job_info(&record), &ending).await;
+            self.status
+                .ended(&job_info(&record), &ending, Duration::ZERO)
+                .await;
             tracing::info!(build = %id, "cancelled while queued");
             return;
         };
@@ -388,7 +397,9 @@ impl Inner {
                     Err(message) => {
                         let ending = JobEnding::error(message);
                         log.line(ending.last_line()).await;
-                        self.status.ended(&job_info(&record), &ending).await;
+                        self.status
+                .ended(&job_info(&record), &ending, Duration::ZERO)
+                .await;
                         ending
                     }
                 };

@@ -111,7 +111,8 @@ async fn a_newer_push_cancels_the_running_build_of_the_branch() {
     let log = h.report(&first[0]).await;
     assert!(!log.contains("slow: finished"), "{log}");
     assert!(
-        log.trim_end().ends_with("superseded by a newer push"),
+        log.trim_end()
+            .ends_with(&format!("build cancelled: superseded by {}", &fast[..7])),
         "{log}"
     );
     // The slot is freed and the newer push builds.
@@ -147,8 +148,8 @@ async fn a_queued_build_superseded_by_a_newer_push_never_runs() {
     assert_eq!(cancelled.status, BuildStatus::Cancelled, "{cancelled:?}");
     assert_eq!(cancelled.started, None, "it never left the queue");
     assert_eq!(
-        cancelled.error.as_deref(),
-        Some("superseded by a newer push")
+        cancelled.error,
+        Some(format!("superseded by {}", &newer[..7]))
     );
     let log = h.report(&queued[0]).await;
     assert!(!log.contains("widget: compiling"), "it never ran:\n{log}");

@@ -16,7 +16,9 @@
 //! object, the `401`/`404` errors, the validation messages of the two
 //! endpoints and the rate-limit answers follow GitHub's REST documentation
 //! and the answers GitHub gives today, whose error bodies add a `status`
-//! member (`"401"`) to the recorded shape.
+//! member (`"401"`) to the recorded shape. The URLs inside the answers
+//! (`url`, `ping_url`, the creator's) point at the stand-in itself, as those
+//! of a GitHub Enterprise server point at its own host.
 //!
 //! What it speaks, under [`GitHubStandIn::url`] (the server's
 //! `github-api-url`):
@@ -65,7 +67,8 @@
 //! [`rate_limit_primary_next`](GitHubStandIn::rate_limit_primary_next)).
 //! [`stall`](GitHubStandIn::stall) keeps requests waiting, and
 //! [`go_down`](GitHubStandIn::go_down) takes the whole service away until
-//! [`come_back`](GitHubStandIn::come_back).
+//! [`come_back`](GitHubStandIn::come_back): its listening socket is closed,
+//! so connections are refused, and the open ones are closed unanswered.
 //!
 //! Bounds: a request body is read up to [`MAX_BODY_BYTES`]; a longer one is
 //! answered 413 without being buffered. Dropping the stand-in stops it and

@@ -105,6 +105,32 @@ CREATE TABLE links (
 );
 ",
     },
+    Migration {
+        version: 3,
+        description: "commit statuses waiting to be sent",
+        // The outbox of commit statuses: written when a build changes, sent
+        // in order per (repository, sha, context) by the server, kept across
+        // restarts. `next_attempt` is in unix milliseconds.
+        sql: "
+CREATE TABLE commit_statuses (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    build_id     TEXT NOT NULL,
+    repository   TEXT NOT NULL,
+    sha          TEXT NOT NULL,
+    context      TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    description  TEXT NOT NULL,
+    target_url   TEXT,
+    queued       INTEGER NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_attempt INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT,
+    delivery     TEXT NOT NULL DEFAULT 'queued'
+);
+CREATE INDEX commit_statuses_waiting ON commit_statuses(delivery, repository, sha, context, seq);
+CREATE INDEX commit_statuses_by_build ON commit_statuses(build_id, seq);
+",
+    },
 ];
 
 /// The schema version this code writes and reads: that of the last migration.
@@ -495,6 +521,50 @@ mod tests {
         assert_eq!(got.artifact_kind, Some(kind));
         assert_eq!(got.artifact_location.as_deref(), Some("http://hub/a.flist"));
         assert_eq!(got.link.as_deref(), Some("o-r-m.flist"));
+    }
+
+    /// Version 2 to the latest: builds and links whole, the outbox of
+    /// commit statuses empty and usable.
+    #[tokio::test]
+    async fn a_version_2_database_gains_the_commit_status_outbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.sqlite3");
+        std::fs::copy(FIXTURE_V0, &path).unwrap();
+        {
+            let mut connection = Connection::open(&path).unwrap();
+            migrate_with(&mut connection, &path, &MIGRATIONS[..2]).unwrap();
+            connection
+                .execute_batch(
+                    "UPDATE builds SET artifact_kind = 'binary', link = 'l.flist' \
+                       WHERE id = '18bcfe56800-5e3a9c1f';
+                     INSERT INTO links VALUES ('binary', 'l.flist', 't.tar.gz', 1, \
+                       '18bcfe56800-5e3a9c1f', 1700000100);",
+                )
+                .unwrap();
+        }
+        assert_eq!(version_of(&path), 2);
+        let history = History::open(&path).await.unwrap();
+        assert_eq!(version_of(&path), i64::from(SCHEMA_VERSION));
+        let build = history.get("18bcfe56800-5e3a9c1f").await.unwrap().unwrap();
+        assert_eq!(
+            build.artifact_kind,
+            Some(crate::history::ArtifactKind::Binary)
+        );
+        assert_eq!(build.link.as_deref(), Some("l.flist"));
+        let links = history.links().await.unwrap();
+        assert_eq!((links.len(), links[0].target.as_str()), (1, "t.tar.gz"));
+        assert_eq!(history.next_status_due().await.unwrap(), None);
+        let status = crate::history::NewStatus::new(
+            build.id.as_str(),
+            "owner/repo",
+            build.commit.as_str(),
+            "zos-build/autobuild/tools.sh",
+            crate::history::StatusState::Success,
+            "built in 89 s",
+        );
+        let seq = history.queue_status(status.clone()).await.unwrap();
+        let due = history.due_statuses(i64::MAX, 10).await.unwrap();
+        assert_eq!((due[0].seq, &due[0].status), (seq, &status));
     }
 
     #[tokio::test]

@@ -111,16 +111,18 @@ impl ContainerStep {
         Some(match outcome.termination {
             Termination::Exited => match outcome.exit_code {
                 Some(0) => return None,
-                Some(code) => JobEnding::failure(format!("build script exited with status {code}")),
+                Some(code) => JobEnding::failure(format!("build script exited with status {code}"))
+                    .brief(format!("exit code {code}")),
                 None => JobEnding::failure("build script exited with an unknown status"),
             },
-            Termination::TimedOut => JobEnding::failure(match self.spec.limits.timeout {
-                Some(limit) => format!(
-                    "maximum execution time ({}) reached",
-                    crate::units::format_duration(limit)
-                ),
-                None => "the time limit was reached".into(),
-            }),
+            Termination::TimedOut => match self.spec.limits.timeout {
+                Some(limit) => {
+                    let limit = crate::units::format_duration(limit);
+                    JobEnding::failure(format!("maximum execution time ({limit}) reached"))
+                        .brief(format!("timed out after {limit}"))
+                }
+                None => JobEnding::failure("the time limit was reached").brief("timed out"),
+            },
             Termination::Cancelled => JobEnding::cancelled(context.stop),
             Termination::OutOfMemory => JobEnding::failure("out of memory"),
             Termination::LogLimit => JobEnding::failure(match self.spec.limits.log_bytes {
@@ -129,7 +131,8 @@ impl ContainerStep {
                     crate::units::format_size(limit)
                 ),
                 None => "log size limit reached".into(),
-            }),
+            })
+            .brief("log size limit reached"),
             _ => JobEnding::failure(outcome.describe()),
         })
     }
@@ -154,9 +157,15 @@ impl Step for ContainerStep {
         let outcome = match run {
             Ok(outcome) => outcome,
             Err(BuildError::CancelledBeforeStart) => return JobEnding::cancelled(context.stop),
-            Err(
-                e @ (BuildError::ArtifactMissing { .. } | BuildError::ArtifactNotRegular { .. }),
-            ) => return JobEnding::failure(e.to_string()),
+            Err(BuildError::ArtifactMissing { path }) => {
+                return JobEnding::failure(
+                    BuildError::ArtifactMissing { path: path.clone() }.to_string(),
+                )
+                .brief(format!("artifact {path} missing"))
+            }
+            Err(e @ BuildError::ArtifactNotRegular { .. }) => {
+                return JobEnding::failure(e.to_string())
+            }
             Err(e) => return JobEnding::error(e.to_string()),
         };
         if let Some(ending) = self.judge(&outcome, context) {
@@ -169,7 +178,10 @@ impl Step for ContainerStep {
             // (the link then stays with the newer build).
             match publication.run(&outcome, context.job, log).await {
                 Ok(artifact) => published.push(artifact),
-                Err(message) => return JobEnding::error(message),
+                Err(message) => {
+                    let brief = format!("publishing failed: {message}");
+                    return JobEnding::error(message).brief(brief);
+                }
             }
         }
         let names: Vec<&str> = published

@@ -58,6 +58,9 @@ pub enum JobEnding {
     Failed {
         /// Why, in one line (credentials redacted).
         message: String,
+        /// The same in a few words, at most [`BRIEF_CHARS`] characters, for
+        /// a commit status: `exit code 2`, `timed out after 45m`.
+        brief: String,
         /// True when the build itself failed (its script exited non-zero,
         /// ran too long, printed too much, left no artifact); false when the
         /// engine failed it (the source, Docker, the hub): what GitHub calls
@@ -72,20 +75,57 @@ pub enum JobEnding {
     },
 }
 
+/// The longest [`JobEnding::describe`]: GitHub's limit of a status's
+/// description.
+pub const BRIEF_CHARS: usize = 140;
+
 impl JobEnding {
-    /// An engine failure saying `message`.
+    /// An engine failure saying `message` (its brief: the message, cut).
     pub fn error(message: impl Into<String>) -> JobEnding {
+        let message = crate::redact::redact_credentials(&message.into());
         JobEnding::Failed {
-            message: crate::redact::redact_credentials(&message.into()),
+            brief: cut(&message),
+            message,
             by_build: false,
         }
     }
 
-    /// A failure of the build itself, saying `message`.
+    /// A failure of the build itself, saying `message` (its brief: the
+    /// message, cut).
     pub fn failure(message: impl Into<String>) -> JobEnding {
+        let message = message.into();
         JobEnding::Failed {
-            message: message.into(),
+            brief: cut(&message),
+            message,
             by_build: true,
+        }
+    }
+
+    /// The same failure with `brief` as its few words.
+    pub fn brief(self, brief: impl Into<String>) -> JobEnding {
+        match self {
+            JobEnding::Failed {
+                message, by_build, ..
+            } => JobEnding::Failed {
+                message,
+                by_build,
+                brief: cut(&brief.into()),
+            },
+            other => other,
+        }
+    }
+
+    /// What happened in at most [`BRIEF_CHARS`] characters, for a commit
+    /// status: `built in 42 s`, `exit code 2`, `cancelled: superseded by
+    /// 1a2b3c4`; `elapsed` is how long the job took.
+    pub fn describe(&self, elapsed: std::time::Duration) -> String {
+        match self {
+            JobEnding::Succeeded { .. } => format!("built in {} s", elapsed.as_secs()),
+            JobEnding::Failed { brief, .. } => brief.clone(),
+            JobEnding::Cancelled {
+                reason: Some(reason),
+            } => cut(&format!("cancelled: {reason}")),
+            JobEnding::Cancelled { reason: None } => "interrupted: the server stopped".into(),
         }
     }
 
@@ -111,6 +151,18 @@ impl JobEnding {
             }
         }
     }
+}
+
+/// `text` on one line, at most [`BRIEF_CHARS`] characters (an ellipsis
+/// marks a cut).
+fn cut(text: &str) -> String {
+    let line = text.lines().next().unwrap_or("");
+    if line.chars().count() <= BRIEF_CHARS && !text.contains('\n') {
+        return line.to_string();
+    }
+    let mut short: String = line.chars().take(BRIEF_CHARS - 1).collect();
+    short.push('…');
+    short
 }
 
 /// One build: fetch the tree from its [`Source`], run its [`Step`] on it,
@@ -167,10 +219,13 @@ impl BuildJob {
     /// Runs the build to its end. Never panics on bad input: every failure
     /// is an ending.
     pub async fn run(&self, log: &mut JobLog<'_>, stop: &Stop) -> JobEnding {
+        let start = std::time::Instant::now();
         self.reporter.started(&self.info).await;
         let ending = self.fetch_and_step(log, stop).await;
         log.line(ending.last_line()).await;
-        self.reporter.ended(&self.info, &ending).await;
+        self.reporter
+            .ended(&self.info, &ending, start.elapsed())
+            .await;
         ending
     }
 

@@ -30,7 +30,7 @@ mod status;
 mod stop;
 
 pub use container::ContainerStep;
-pub use job::{BuildJob, JobEnding, PublishedArtifact, Step, StepContext};
+pub use job::{BuildJob, JobEnding, PublishedArtifact, Step, StepContext, BRIEF_CHARS};
 pub use job_log::JobLog;
 pub use publication::{ForwardLinks, Publication};
 pub use source::{GitSource, LocalSource, Source, SourceError};

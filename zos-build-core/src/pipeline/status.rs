@@ -59,9 +59,10 @@ pub trait StatusReporter: Send + Sync {
         let _ = job;
     }
 
-    /// The build ended so.
-    async fn ended(&self, job: &JobInfo, ending: &JobEnding) {
-        let _ = (job, ending);
+    /// The build ended so, `elapsed` after it started (zero when it never
+    /// started: cancelled in the queue).
+    async fn ended(&self, job: &JobInfo, ending: &JobEnding, elapsed: std::time::Duration) {
+        let _ = (job, ending, elapsed);
     }
 }
 
