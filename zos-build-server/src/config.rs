@@ -132,10 +132,13 @@ struct RawConfig {
     zerohub_website: Option<Value>,
     zerohub_token: Option<Value>,
     zerohub_username: Option<Value>,
+    github_api_url: Option<Value>,
+    github_status_context: Option<Value>,
+    register_webhooks: Option<Value>,
 }
 
 /// Every key, in documentation order, with its slot in [`RawConfig`].
-fn slots(raw: &mut RawConfig) -> [(&'static str, &mut Option<Value>); 36] {
+fn slots(raw: &mut RawConfig) -> [(&'static str, &mut Option<Value>); 39] {
     [
         ("data-directory", &mut raw.data_directory),
         ("logs-directory", &mut raw.logs_directory),
@@ -179,6 +182,9 @@ fn slots(raw: &mut RawConfig) -> [(&'static str, &mut Option<Value>); 36] {
         ("zerohub-website", &mut raw.zerohub_website),
         ("zerohub-token", &mut raw.zerohub_token),
         ("zerohub-username", &mut raw.zerohub_username),
+        ("github-api-url", &mut raw.github_api_url),
+        ("github-status-context", &mut raw.github_status_context),
+        ("register-webhooks", &mut raw.register_webhooks),
     ]
 }
 
@@ -297,6 +303,12 @@ pub struct Config {
     /// The hub account flists are uploaded to (the `active-user` cookie);
     /// the token's own account when unset.
     pub zerohub_username: Option<String>,
+    /// GitHub's REST API (GitHub Enterprise's, or a test server's).
+    pub github_api_url: String,
+    /// The commit status contexts are `<github-status-context>/<script>`.
+    pub github_status_context: String,
+    /// Make sure every tracked repository has our webhook.
+    pub register_webhooks: bool,
 }
 
 /// Secrets are never printed: `Debug` (and so `--check-config`) shows
@@ -345,6 +357,9 @@ impl std::fmt::Debug for Config {
             )
             .field("zerohub_token", &secret(&self.zerohub_token))
             .field("zerohub_username", &self.zerohub_username)
+            .field("github_api_url", &redact_credentials(&self.github_api_url))
+            .field("github_status_context", &self.github_status_context)
+            .field("register_webhooks", &self.register_webhooks)
             .field("on_shutdown", &self.on_shutdown)
             .field("allow_unsigned_webhooks", &self.allow_unsigned_webhooks)
             .field("replay_window", &self.replay_window)
@@ -558,7 +573,25 @@ impl Config {
             zerohub_website: v.string("zerohub-website", raw.zerohub_website)?,
             zerohub_token: v.string("zerohub-token", raw.zerohub_token)?,
             zerohub_username: v.string("zerohub-username", raw.zerohub_username)?,
+            github_api_url: v
+                .string("github-api-url", raw.github_api_url)?
+                .unwrap_or_else(|| crate::github::client::DEFAULT_API_URL.into()),
+            github_status_context: v
+                .string("github-status-context", raw.github_status_context)?
+                .map(|c| c.trim_matches('/').to_string())
+                .unwrap_or_else(|| "zos-build".into()),
+            register_webhooks: v
+                .parsed("register-webhooks", raw.register_webhooks, "true or false")?
+                .unwrap_or(false),
         };
+        if let Some(token) = &config.github_token {
+            if let Err(e) = crate::github::GitHub::new(&config.github_api_url, token) {
+                return Err(v.invalid("github-api-url", e));
+            }
+        }
+        if config.github_status_context.is_empty() {
+            return Err(v.invalid("github-status-context", "must not be empty".into()));
+        }
         if config.zerohub_website.is_some() != config.zerohub_token.is_some() {
             let (key, other) = if config.zerohub_website.is_some() {
                 ("zerohub-token", "zerohub-website")

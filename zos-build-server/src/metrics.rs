@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use zos_build_core::{History, HistoryError};
 
@@ -34,6 +35,32 @@ impl WebhookCounter {
     }
 }
 
+/// Commit statuses sent to GitHub since start-up: sent, retried (each
+/// failed attempt that will be tried again) and failed (given up).
+#[derive(Debug, Default)]
+pub struct StatusCounters {
+    sent: AtomicU64,
+    retried: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl StatusCounters {
+    /// One status delivered.
+    pub fn sent(&self) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One attempt failed; the status is tried again.
+    pub fn retried(&self) {
+        self.retried.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One status given up.
+    pub fn failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// What a webhook answer with `status` means, for the `outcome` label.
 fn outcome(status: u16) -> &'static str {
     match status {
@@ -50,6 +77,7 @@ fn outcome(status: u16) -> &'static str {
 pub async fn render(
     history: &History,
     webhooks: &WebhookCounter,
+    statuses: &StatusCounters,
     log_lines: u64,
 ) -> Result<String, HistoryError> {
     let by_status = history.count_by_status().await?;
@@ -111,6 +139,22 @@ pub async fn render(
             outcome(status)
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP zos_build_github_statuses_total Commit statuses since start-up: sent, retried (failed attempts tried again) and failed (given up)."
+    );
+    let _ = writeln!(out, "# TYPE zos_build_github_statuses_total counter");
+    for (outcome, counter) in [
+        ("sent", &statuses.sent),
+        ("retried", &statuses.retried),
+        ("failed", &statuses.failed),
+    ] {
+        let _ = writeln!(
+            out,
+            "zos_build_github_statuses_total{{outcome=\"{outcome}\"}} {}",
+            counter.load(Ordering::Relaxed)
+        );
+    }
     Ok(out)
 }
 
@@ -126,7 +170,13 @@ mod tests {
         webhooks.count(401);
         webhooks.count(401);
         webhooks.count(200);
-        let text = render(&history, &webhooks, 42).await.unwrap();
+        let statuses = StatusCounters::default();
+        statuses.retried();
+        let text = render(&history, &webhooks, &statuses, 42).await.unwrap();
+        assert!(
+            text.contains("zos_build_github_statuses_total{outcome=\"retried\"} 1\n"),
+            "{text}"
+        );
         assert!(
             text.contains("zos_build_builds{status=\"success\"} 0\n"),
             "{text}"

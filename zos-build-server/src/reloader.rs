@@ -21,8 +21,8 @@ use crate::live::Live;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use zos_build_core::pipeline::{
-    BuildJob, GitSource, JobEnding, JobInfo, JobLog, LocalSource, Source as TreeSource, Step,
-    StepContext, Stop,
+    BuildJob, GitSource, JobEnding, JobInfo, JobLog, LocalSource, NoStatus, Source as TreeSource,
+    StatusReporter, Step, StepContext, Stop,
 };
 use zos_build_core::redact::redact_credentials;
 use zos_build_core::sink::{FanOut, FileSink};
@@ -73,7 +73,6 @@ impl Source {
 }
 
 /// Loads the configuration and swaps the catalog.
-#[derive(Debug)]
 pub struct Reloader {
     config: Config,
     history: History,
@@ -84,6 +83,16 @@ pub struct Reloader {
     branch: std::sync::Mutex<Option<String>>,
     /// One load at a time: a later push never loses to an earlier one.
     running: tokio::sync::Mutex<()>,
+    /// Told when a load is queued, starts and ends (the configuration
+    /// commit's status).
+    status: Arc<dyn StatusReporter>,
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the source: its URL may hold git-base-url's credentials.
+        f.debug_struct("Reloader").finish_non_exhaustive()
+    }
 }
 
 /// What a push to the configuration repository asks for.
@@ -116,7 +125,14 @@ impl Reloader {
             source,
             branch: std::sync::Mutex::new(None),
             running: tokio::sync::Mutex::new(()),
+            status: Arc::new(NoStatus),
         }))
+    }
+
+    /// Tells `status` how each load goes.
+    pub fn with_status(mut self, status: Arc<dyn StatusReporter>) -> Reloader {
+        self.status = status;
+        self
     }
 
     /// Where the configuration comes from.
@@ -212,7 +228,8 @@ impl Reloader {
                 let step = CatalogStep {
                     catalog: self.catalog.clone(),
                 };
-                let job = BuildJob::new(info, &work, source, Arc::new(step));
+                let job = BuildJob::new(info, &work, source, Arc::new(step))
+                    .reporter(self.status.clone());
                 let ending = job.run(&mut log, &Stop::new()).await;
                 remove_other_checkouts(&work).await;
                 ending
@@ -300,10 +317,18 @@ impl Step for CatalogStep {
         let summary = format!("{branches} branches tracked, {rejected} branch files rejected");
         log.line(format!("[zos-build] {summary}")).await;
         let failed = catalog.has_errors();
+        let catalog_first_error = catalog
+            .problems()
+            .into_iter()
+            .find(|p| p.severity == zos_flist_config::Severity::Error)
+            .map(ToString::to_string);
         self.catalog.set(catalog);
         tracing::info!(branches, rejected, "configuration loaded");
         if failed {
-            JobEnding::failure(REJECTED)
+            // For the configuration commit's status: how many files, and
+            // the first error with its file and line.
+            let first = catalog_first_error.unwrap_or_default();
+            JobEnding::failure(REJECTED).brief(format!("{rejected} rejected: {first}"))
         } else {
             JobEnding::Succeeded {
                 summary,

@@ -54,8 +54,8 @@ use tracing::Instrument;
 use zos_build_core::git::{self, Git};
 use zos_build_core::log::Sequencer;
 use zos_build_core::pipeline::{
-    BuildJob, ContainerStep, ForwardLinks, GitSource, JobEnding, JobInfo, JobLog, NoStatus,
-    Publication, StatusReporter, Stop,
+    BuildJob, ContainerStep, ForwardLinks, GitSource, JobEnding, JobInfo, JobLog, Publication,
+    StatusReporter, Stop,
 };
 use zos_build_core::sink::{FanOut, FileSink, MaskSecrets, SizeCap};
 use zos_build_core::{
@@ -130,6 +130,7 @@ impl Scheduler {
         catalog: SharedCatalog,
         executor: Arc<dyn Executor>,
         publishers: Publishers,
+        status: Arc<dyn StatusReporter>,
         live: Arc<Live>,
     ) -> Scheduler {
         let permits = Arc::new(Semaphore::new(config.max_concurrent_builds.max(1)));
@@ -141,7 +142,7 @@ impl Scheduler {
                 catalog,
                 executor,
                 publishers,
-                status: Arc::new(NoStatus),
+                status,
                 live,
                 permits,
                 active: Mutex::new(HashMap::new()),
@@ -398,8 +399,8 @@ impl Inner {
                         let ending = JobEnding::error(message);
                         log.line(ending.last_line()).await;
                         self.status
-                .ended(&job_info(&record), &ending, Duration::ZERO)
-                .await;
+                            .ended(&job_info(&record), &ending, Duration::ZERO)
+                            .await;
                         ending
                     }
                 };

@@ -8,6 +8,7 @@
 
 use crate::catalog::SharedCatalog;
 use crate::config::Config;
+use crate::github::{GitHub, Sender, Statuses};
 use crate::live::{Frames, Live};
 use crate::reloader::Reloader;
 use crate::scheduler::{Publishers, Scheduler};
@@ -19,6 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use zos_build_core::pipeline::{NoStatus, StatusReporter};
 use zos_build_core::{BuildError, CancellationToken, DockerExecutor, History, HistoryError};
 
 /// The server could not start.
@@ -106,6 +108,30 @@ async fn connect_docker(config: &Config) -> Result<DockerExecutor, StartError> {
     Ok(executor)
 }
 
+/// The commit statuses of builds, when `github-token` is set; says once
+/// what is off otherwise.
+fn github_statuses(
+    config: &Config,
+    history: &History,
+    wake: &Arc<tokio::sync::Notify>,
+) -> Option<Arc<Statuses>> {
+    if config.github_token.is_none() {
+        tracing::info!("github-token is not set: commit statuses and webhook registration are off");
+        return None;
+    }
+    if config.public_host.is_none() {
+        tracing::warn!(
+            "public-host is not set: commit statuses carry no link to their build's log"
+        );
+    }
+    Some(Arc::new(Statuses::new(
+        history.clone(),
+        config.github_status_context.clone(),
+        config.public_host.clone(),
+        wake.clone(),
+    )))
+}
+
 /// Says once, at start-up, which webhooks will be refused and why, or that
 /// unsigned ones are accepted.
 fn announce_webhook_policy(config: &Config) {
@@ -145,6 +171,15 @@ pub async fn prepare(
     for build in &interrupted {
         tracing::warn!(build = %build.id, name = %build.name, "build interrupted by a restart");
     }
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let statuses = github_statuses(&config, &history, &wake);
+    if let Some(statuses) = &statuses {
+        statuses.interrupted(&interrupted).await;
+    }
+    let reporter: Arc<dyn StatusReporter> = match &statuses {
+        Some(statuses) => statuses.clone(),
+        None => Arc::new(NoStatus),
+    };
     let catalog = SharedCatalog::new(None);
     let live = Arc::new(Live::new());
     live.render_with(frames(history.clone(), config.clone()));
@@ -156,7 +191,7 @@ pub async fn prepare(
         live.clone(),
     )
     .map_err(StartError::Configuration)?
-    .map(Arc::new);
+    .map(|reloader| Arc::new(reloader.with_status(reporter.clone())));
     if let Some(reloader) = &reloader {
         reloader.load().await;
     }
@@ -198,6 +233,7 @@ pub async fn prepare(
             catalog.clone(),
             Arc::new(executor.clone()),
             publishers,
+            reporter.clone(),
             live.clone(),
         )
     });
@@ -220,6 +256,17 @@ pub async fn prepare(
     let mut state = AppState::new(config, history, catalog, scheduler, live, reloader);
     state.docker = sweeper.as_ref().map(Sweeper::health);
     let state = Arc::new(state);
+    if let (Some(token), Some(_)) = (&state.config.github_token, &statuses) {
+        let github =
+            GitHub::new(&state.config.github_api_url, token).map_err(StartError::Configuration)?;
+        Sender::new(
+            state.history.clone(),
+            github,
+            wake,
+            state.github_statuses.clone(),
+        )
+        .spawn(state.shutdown.clone());
+    }
     if let Some(sweeper) = sweeper {
         sweeper.spawn(state.shutdown.clone());
     }

@@ -10,7 +10,7 @@
 use crate::catalog::{RefKind, SharedCatalog};
 use crate::config::Config;
 use crate::live::Live;
-use crate::metrics::WebhookCounter;
+use crate::metrics::{StatusCounters, WebhookCounter};
 use crate::reloader::Reloader;
 use crate::scheduler::builds_of;
 use crate::scheduler::Scheduler;
@@ -36,6 +36,8 @@ pub struct AppState {
     pub live: Arc<Live>,
     /// Webhook requests by answer, for `/metrics`.
     pub webhooks: WebhookCounter,
+    /// Commit statuses sent, retried and failed, for `/metrics`.
+    pub github_statuses: Arc<StatusCounters>,
     /// Loads the configuration repository again on a push to it; None when
     /// no configuration repository is set.
     pub reloader: Option<Arc<Reloader>>,
@@ -63,6 +65,7 @@ impl AppState {
             scheduler,
             live,
             webhooks: WebhookCounter::default(),
+            github_statuses: Arc::default(),
             reloader,
             shutdown: CancellationToken::new(),
             docker: None,

@@ -34,6 +34,7 @@ pub async fn metrics(state: &AppState) -> Response<Body> {
     match crate::metrics::render(
         &state.history,
         &state.webhooks,
+        &state.github_statuses,
         state.live.lines_published(),
     )
     .await
