@@ -635,13 +635,35 @@ impl Config {
         .cloned()
         .collect();
         secrets.extend(zos_build_core::redact::credentials_of(&self.git_base_url));
+        secrets.extend(self.git_credentials());
         secrets
     }
 
     /// git as the server runs it: in `<data-directory>/git`, allowed only
-    /// the transport of `git-base-url`.
+    /// the transport of `git-base-url`, and with `github-token` as its
+    /// credentials when `git-base-url` is GitHub's (private repositories).
     pub fn git(&self) -> zos_build_core::git::Git {
-        zos_build_core::git::Git::new(self.data_directory.join("git"), &self.git_base_url)
+        let git =
+            zos_build_core::git::Git::new(self.data_directory.join("git"), &self.git_base_url);
+        match self.git_credentials() {
+            Some(credentials) => git.with_http_header(format!("Authorization: Basic {credentials}")),
+            None => git,
+        }
+    }
+
+    /// `x-access-token:<github-token>` in base64, as git sends it to GitHub,
+    /// when `github-token` is set and `git-base-url` is GitHub's (the token
+    /// must never travel to another host).
+    fn git_credentials(&self) -> Option<String> {
+        use base64::Engine;
+        let token = self.github_token.as_ref()?;
+        let github = matches!(
+            self.git_base_url.trim_end_matches('/'),
+            "https://github.com" | "https://www.github.com"
+        );
+        github.then(|| {
+            base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"))
+        })
     }
 
     /// The SQLite file of the build history.
@@ -1288,6 +1310,23 @@ on-shutdown: finish
         assert_eq!(env_var_name("http-port"), "ZOS_BUILD_HTTP_PORT");
         // The example file itself must load.
         Config::from_yaml(example, Path::new("examples/zos-build.yaml")).unwrap();
+    }
+
+    #[test]
+    fn github_token_is_git_credentials_for_github_only_and_a_secret() {
+        let yaml = "github-token: ghp_secret\n";
+        let config = Config::from_yaml(yaml, Path::new("t.yaml")).unwrap();
+        let git = format!("{:?}", config.git());
+        assert!(git.contains("<set>"), "{git}");
+        // base64("x-access-token:ghp_secret")
+        let basic = "eC1hY2Nlc3MtdG9rZW46Z2hwX3NlY3JldA==";
+        assert!(config.secrets().iter().any(|s| s == basic), "masked in logs");
+        assert!(config.secrets().iter().any(|s| s == "ghp_secret"));
+        for base in ["https://git.example.org", "file:///srv/git"] {
+            let yaml = format!("github-token: ghp_secret\ngit-base-url: {base}\n");
+            let config = Config::from_yaml(&yaml, Path::new("t.yaml")).unwrap();
+            assert!(!format!("{:?}", config.git()).contains("<set>"), "{base}");
+        }
     }
 
     #[test]
