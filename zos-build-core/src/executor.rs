@@ -28,4 +28,28 @@ pub trait Executor: Send + Sync {
     async fn ready(&self) -> Result<(), BuildError> {
         Ok(())
     }
+
+    /// The tags of `repository` among the backend's own images (`master`,
+    /// `release-1`): the images a build committed
+    /// ([`BuildSpec::commit_as`](crate::BuildSpec::commit_as)) that a
+    /// dependent build may start from. None by default.
+    async fn local_tags(&self, repository: &str) -> Result<Vec<String>, BuildError> {
+        let _ = repository;
+        Ok(Vec::new())
+    }
+
+    /// Removes the images of this service that lost their tag (a newer
+    /// commit as the same tag replaced them), and never another image;
+    /// returns their ids. Nothing by default.
+    async fn prune_images(&self) -> Result<Vec<String>, BuildError> {
+        Ok(Vec::new())
+    }
+
+    /// Empties the build cache `name` ([`BuildSpec::cache_volume`](crate::BuildSpec::cache_volume));
+    /// false when there was none. Refuses a cache that is not this
+    /// service's. Nothing by default.
+    async fn remove_cache(&self, name: &str) -> Result<bool, BuildError> {
+        let _ = name;
+        Ok(false)
+    }
 }

@@ -41,8 +41,12 @@ pub enum BuildStatus {
     Queued,
     /// Fetching the source, preparing the container.
     Initializing,
+    /// A kernel build's `initializing`: the old kernel pipeline's word.
+    Preparing,
     /// The build script runs.
     Building,
+    /// A kernel build's container is committed as its base image.
+    Committing,
     /// Finished, artifact published.
     Success,
     /// Finished without an artifact, for the reason in `error`.
@@ -57,7 +61,9 @@ impl BuildStatus {
         match self {
             BuildStatus::Queued => "queued",
             BuildStatus::Initializing => "initializing",
+            BuildStatus::Preparing => "preparing",
             BuildStatus::Building => "building",
+            BuildStatus::Committing => "committing",
             BuildStatus::Success => "success",
             BuildStatus::Error => "error",
             BuildStatus::Cancelled => "cancelled",
@@ -69,7 +75,9 @@ impl BuildStatus {
         Some(match word {
             "queued" => BuildStatus::Queued,
             "initializing" => BuildStatus::Initializing,
+            "preparing" => BuildStatus::Preparing,
             "building" => BuildStatus::Building,
+            "committing" => BuildStatus::Committing,
             "success" => BuildStatus::Success,
             "error" => BuildStatus::Error,
             "cancelled" => BuildStatus::Cancelled,
@@ -85,9 +93,52 @@ impl BuildStatus {
         )
     }
 
-    /// Whether a container may exist for it (initializing or building).
+    /// Whether a container may exist for it (initializing, preparing,
+    /// building or committing).
     pub fn is_running(self) -> bool {
-        matches!(self, BuildStatus::Initializing | BuildStatus::Building)
+        matches!(
+            self,
+            BuildStatus::Initializing
+                | BuildStatus::Preparing
+                | BuildStatus::Building
+                | BuildStatus::Committing
+        )
+    }
+}
+
+/// The statuses of running builds, as an SQL list.
+const RUNNING_SQL: &str = "'initializing', 'preparing', 'building', 'committing'";
+
+/// Which pipeline a build runs: what the scheduler makes of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Pipeline {
+    /// A build script of the configuration repository (the default).
+    #[default]
+    Flist,
+    /// A kernel target's build.
+    Kernel,
+    /// A load of the configuration repository.
+    Reload,
+}
+
+impl Pipeline {
+    /// The word stored: `flist`, `kernel` or `reload`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pipeline::Flist => "flist",
+            Pipeline::Kernel => "kernel",
+            Pipeline::Reload => "reload",
+        }
+    }
+
+    /// The pipeline `word` names; `flist` for any other word.
+    pub fn parse(word: &str) -> Pipeline {
+        match word {
+            "kernel" => Pipeline::Kernel,
+            "reload" => Pipeline::Reload,
+            _ => Pipeline::Flist,
+        }
     }
 }
 
@@ -171,6 +222,8 @@ pub struct NewBuild {
     pub baseimage: String,
     /// The script, relative to the repository.
     pub script: String,
+    /// The pipeline it runs.
+    pub pipeline: Pipeline,
 }
 
 impl NewBuild {
@@ -193,6 +246,7 @@ impl NewBuild {
             tag: None,
             baseimage: baseimage.into(),
             script: script.into(),
+            pipeline: Pipeline::Flist,
         }
     }
 }
@@ -242,6 +296,8 @@ pub struct BuildRecord {
     pub artifact_location: Option<String>,
     /// The moving link this build pointed at its artifact, if it moved one.
     pub link: Option<String>,
+    /// The pipeline it runs.
+    pub pipeline: Pipeline,
 }
 
 /// A finished build of another service (the old autobuilder), recorded
@@ -478,7 +534,7 @@ pub const INTERRUPTED: &str = "interrupted by restart";
 
 const COLUMNS: &str = "id, name, repository, branch, commit_sha, commits, tag, baseimage, script, \
      status, queued, started, ended, error, artifact, delivery_id, container_id, \
-     artifact_kind, artifact_location, link";
+     artifact_kind, artifact_location, link, pipeline";
 
 /// The build history, cheap to clone (clones share the connection).
 #[derive(Clone)]
@@ -592,7 +648,8 @@ impl History {
                         "SELECT EXISTS (SELECT 1 FROM builds \
                          WHERE repository = ?1 AND branch = ?2 AND commit_sha = ?3 \
                          AND status != 'cancelled' \
-                         AND (status IN ('queued', 'initializing', 'building') OR queued >= ?4))",
+                         AND (status IN ('queued', 'initializing', 'preparing', 'building', \
+                         'committing') OR queued >= ?4))",
                         params![first.repository, first.branch, first.commit, since],
                         |row| row.get(0),
                     )
@@ -606,8 +663,8 @@ impl History {
                 let id = new_id();
                 tx.execute(
                     "INSERT INTO builds (id, name, repository, branch, commit_sha, commits, tag, \
-                     baseimage, script, status, queued, delivery_id) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                     baseimage, script, status, queued, delivery_id, pipeline) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                     params![
                         id,
                         build.name,
@@ -621,6 +678,7 @@ impl History {
                         BuildStatus::Queued.as_str(),
                         received,
                         delivery_id,
+                        build.pipeline.as_str(),
                     ],
                 )
                 .map_err(query("insert a build"))?;
@@ -645,6 +703,7 @@ impl History {
                     artifact_kind: None,
                     artifact_location: None,
                     link: None,
+                    pipeline: build.pipeline,
                 });
             }
             tx.commit().map_err(query("commit a push"))?;
@@ -709,8 +768,11 @@ impl History {
                 .map_err(query)?;
             tx.execute(
                 "INSERT INTO builds (seq, id, name, repository, branch, commit_sha, commits, tag, \
-                 baseimage, script, status, queued, started, ended, error, artifact) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                 baseimage, script, status, queued, started, ended, error, artifact, pipeline) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+                 CASE WHEN ?3 = 'Configuration reloader' THEN 'reload' \
+                      WHEN ?16 LIKE 'kernel/%' OR ?16 LIKE '%.efi' THEN 'kernel' \
+                      ELSE 'flist' END)",
                 params![
                     seq,
                     build.id,
@@ -879,7 +941,7 @@ impl History {
     /// as they were (their `container_id` says what to sweep).
     pub async fn mark_interrupted(&self) -> Result<Vec<BuildRecord>, HistoryError> {
         self.with("mark interrupted builds", |connection, path| {
-            let running = "status IN ('initializing', 'building')";
+            let running = format!("status IN ({RUNNING_SQL})");
             let tx = connection
                 .transaction()
                 .map_err(|source| HistoryError::Query {
@@ -953,7 +1015,7 @@ impl History {
                 path,
                 &format!(
                     "SELECT {COLUMNS} FROM builds \
-                     WHERE status IN ('queued', 'initializing', 'building') ORDER BY seq"
+                     WHERE status IN ('queued', {RUNNING_SQL}) ORDER BY seq"
                 ),
                 [],
             )
@@ -1248,6 +1310,7 @@ fn raw_row(row: &Row<'_>) -> rusqlite::Result<(BuildRecord, String)> {
                 .and_then(ArtifactKind::parse),
             artifact_location: row.get(18)?,
             link: row.get(19)?,
+            pipeline: Pipeline::parse(&row.get::<_, String>(20)?),
         },
         status,
     ))
@@ -1782,6 +1845,7 @@ mod tests {
                 artifact_kind: None,
                 artifact_location: None,
                 link: None,
+                pipeline: Pipeline::Flist,
             }
         );
         // The build this server made stays the newest, and the latest of its

@@ -59,6 +59,46 @@ pub struct SourceTree {
     pub container_path: String,
 }
 
+/// Longest name of a cache volume, in bytes.
+pub const MAX_CACHE_VOLUME_NAME: usize = 64;
+
+/// A Docker named volume that outlives the build and is mounted read-write
+/// into every build that names it: the one thing that persists from one
+/// build to the next (a kernel build's downloaded archives, say).
+///
+/// It is a named volume, not a bind mount, so that it works against a
+/// remote daemon as well. The executor creates it when it is missing, with
+/// its own labels, and refuses to mount a volume of that name that it did
+/// not create (see [`DockerExecutor`](crate::DockerExecutor)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheVolume {
+    /// The volume's name in Docker: 2 to [`MAX_CACHE_VOLUME_NAME`] letters,
+    /// digits, `_`, `.` or `-`, starting with a letter or a digit (Docker's
+    /// own rule, bounded).
+    pub name: String,
+    /// The absolute path it is mounted at inside the container (not `/`,
+    /// no `..`).
+    pub container_path: String,
+}
+
+impl CacheVolume {
+    /// Checks the name against Docker's rule for volume names, bounded.
+    pub fn validate_name(name: &str) -> Result<(), String> {
+        let ok = (2..=MAX_CACHE_VOLUME_NAME).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "cache volume name {name:?} must be 2 to {MAX_CACHE_VOLUME_NAME} letters, digits, '_', '.' or '-', starting with a letter or digit"
+            ))
+        }
+    }
+}
+
 /// Resource and time limits of one build.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -125,8 +165,11 @@ pub struct BuildSpec {
     pub privileged: bool,
     /// Labels added to the container, beside the engine's own.
     pub labels: BTreeMap<String, String>,
-    /// Commit the container as this image when the build succeeded.
+    /// Commit the container as this image when the build succeeded. The
+    /// image carries the engine's labels and [`BuildSpec::labels`].
     pub commit: Option<ImageRef>,
+    /// Named volumes kept between builds, mounted read-write.
+    pub cache_volumes: Vec<CacheVolume>,
     /// The sequence number of the run's first log line: 0 for a log of its
     /// own, the number of lines already written when the run continues the
     /// log of a longer job (a pipeline that fetched the source first), so
@@ -153,6 +196,7 @@ impl BuildSpec {
             privileged: false,
             labels: BTreeMap::new(),
             commit: None,
+            cache_volumes: Vec::new(),
             first_log_line: 0,
         }
     }
@@ -275,6 +319,25 @@ impl BuildSpec {
         self
     }
 
+    /// Mounts the named volume `name` read-write at `container_path`,
+    /// creating it when it is missing (see [`CacheVolume`]). May be given
+    /// several times, at different paths.
+    ///
+    /// What a build writes there is seen by the next build that names the
+    /// volume; it is not part of an image committed with
+    /// [`BuildSpec::commit_as`]. Builds running at the same time share it.
+    pub fn cache_volume(
+        mut self,
+        name: impl Into<String>,
+        container_path: impl Into<String>,
+    ) -> Self {
+        self.cache_volumes.push(CacheVolume {
+            name: name.into(),
+            container_path: container_path.into(),
+        });
+        self
+    }
+
     /// Checks what Docker would only reject later, or not at all.
     pub fn validate(&self) -> Result<(), String> {
         let id_ok = !self.build_id.is_empty()
@@ -307,6 +370,38 @@ impl BuildSpec {
                 ));
             }
         }
+        let mut cache_paths: Vec<&str> = Vec::new();
+        for volume in &self.cache_volumes {
+            CacheVolume::validate_name(&volume.name)?;
+            let path = volume.container_path.trim_end_matches('/');
+            let clean = path.starts_with('/')
+                && path
+                    .split('/')
+                    .skip(1)
+                    .all(|c| !c.is_empty() && c != "." && c != "..");
+            if !clean {
+                return Err(format!(
+                    "cache volume {:?}: path {:?} must be an absolute path below / without '..', '.' or '//'",
+                    volume.name, volume.container_path
+                ));
+            }
+            if cache_paths.contains(&path) {
+                return Err(format!(
+                    "cache volume {:?}: path {:?} is already taken by another cache volume",
+                    volume.name, volume.container_path
+                ));
+            }
+            if let Some(source) = &self.source {
+                let source_path = source.container_path.trim_end_matches('/');
+                if is_within(source_path, path) {
+                    return Err(format!(
+                        "cache volume {:?} at {:?} would receive the source tree copied to {:?}: the source must not be inside a cache volume",
+                        volume.name, volume.container_path, source.container_path
+                    ));
+                }
+            }
+            cache_paths.push(path);
+        }
         for artifact in &self.artifacts {
             if !artifact.starts_with('/') {
                 return Err(format!("artifact path {artifact:?} must be absolute"));
@@ -317,6 +412,15 @@ impl BuildSpec {
         }
         Ok(())
     }
+}
+
+/// Whether the path `inner` is `outer` or below it (both without a
+/// trailing `/`).
+fn is_within(inner: &str, outer: &str) -> bool {
+    inner == outer
+        || inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 #[cfg(test)]
@@ -345,5 +449,89 @@ mod tests {
         assert!(root.validate().unwrap_err().contains("source path"));
         let empty = BuildSpec::new("b", "img", Command::Exec(vec![]));
         assert!(empty.validate().unwrap_err().contains("command"));
+    }
+
+    #[test]
+    fn cache_volume_names_follow_dockers_rule_and_are_bounded() {
+        let spec = |name: &str| {
+            BuildSpec::new("b-1", "img", Command::Exec(vec!["true".into()]))
+                .cache_volume(name, "/cache")
+        };
+        for good in [
+            "ab",
+            "kernel-cache",
+            "0-initramfs_master.v2",
+            &"a".repeat(64),
+        ] {
+            assert!(spec(good).validate().is_ok(), "{good:?} is a valid name");
+        }
+        for bad in [
+            "",
+            "a",
+            "-cache",
+            ".cache",
+            "_cache",
+            "ca/che",
+            "../etc",
+            "ca che",
+            "cache:/x",
+            "caché",
+            &"a".repeat(65),
+        ] {
+            let err = spec(bad).validate().unwrap_err();
+            assert!(err.contains("cache volume name"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn cache_volume_paths_are_absolute_distinct_and_apart_from_the_source() {
+        let base = BuildSpec::new("b-1", "img", Command::Exec(vec!["true".into()]));
+        for bad in [
+            "",
+            "/",
+            "//",
+            "cache",
+            "./cache",
+            "/cache/../etc",
+            "/..",
+            "/a//b",
+            "/a/./b",
+        ] {
+            let err = base
+                .clone()
+                .cache_volume("cache", bad)
+                .validate()
+                .unwrap_err();
+            assert!(err.contains("must be an absolute path"), "{bad:?}: {err}");
+        }
+        let two = base
+            .clone()
+            .cache_volume("one", "/cache")
+            .cache_volume("two", "/cache/");
+        assert!(two.validate().unwrap_err().contains("already taken"));
+        let apart = base
+            .clone()
+            .cache_volume("one", "/cache")
+            .cache_volume("two", "/cache2")
+            .cache_volume("three", "/cache/inner");
+        assert!(apart.validate().is_ok());
+        // The source copied into the volume would persist: refused.
+        for source in ["/cache", "/cache/src"] {
+            let inside = base
+                .clone()
+                .source("/tmp", source)
+                .cache_volume("cache", "/cache");
+            assert!(inside.validate().unwrap_err().contains("source"));
+        }
+        // A cache below the source tree (its downloads directory) is fine.
+        let below = base
+            .clone()
+            .source("/tmp", "/0-initramfs")
+            .cache_volume("cache", "/0-initramfs/archives");
+        assert!(below.validate().is_ok());
+        let sibling = base
+            .source("/tmp", "/cachex")
+            .cache_volume("cache", "/cache");
+        assert!(sibling.validate().is_ok());
     }
 }

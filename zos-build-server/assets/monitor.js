@@ -30,7 +30,7 @@ const DRAW_SPACING = 4;
 /** Builds whose lines may be waiting for their first status frame. */
 const MAX_ORPHANS = 20;
 /** Statuses with their own colour; anything else is drawn as "other". */
-const STATUSES = ['queued', 'initializing', 'building', 'success', 'error', 'cancelled'];
+const STATUSES = ['queued', 'initializing', 'preparing', 'building', 'committing', 'success', 'error', 'cancelled'];
 
 // ---------------------------------------------------------------------------
 // ANSI escape sequences: SGR colours become classes, everything else is

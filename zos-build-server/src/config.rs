@@ -135,10 +135,12 @@ struct RawConfig {
     github_api_url: Option<Value>,
     github_status_context: Option<Value>,
     register_webhooks: Option<Value>,
+    kernel_targets: Option<Value>,
+    kernel_cache_path: Option<Value>,
 }
 
 /// Every key, in documentation order, with its slot in [`RawConfig`].
-fn slots(raw: &mut RawConfig) -> [(&'static str, &mut Option<Value>); 39] {
+fn slots(raw: &mut RawConfig) -> [(&'static str, &mut Option<Value>); 41] {
     [
         ("data-directory", &mut raw.data_directory),
         ("logs-directory", &mut raw.logs_directory),
@@ -185,6 +187,8 @@ fn slots(raw: &mut RawConfig) -> [(&'static str, &mut Option<Value>); 39] {
         ("github-api-url", &mut raw.github_api_url),
         ("github-status-context", &mut raw.github_status_context),
         ("register-webhooks", &mut raw.register_webhooks),
+        ("kernel-targets", &mut raw.kernel_targets),
+        ("kernel-cache-path", &mut raw.kernel_cache_path),
     ]
 }
 
@@ -309,6 +313,10 @@ pub struct Config {
     pub github_status_context: String,
     /// Make sure every tracked repository has our webhook.
     pub register_webhooks: bool,
+    /// The repositories whose pushes build kernels.
+    pub kernel_targets: Vec<crate::kernel::KernelTarget>,
+    /// Where a kernel build's cache volume is mounted in its container.
+    pub kernel_cache_path: String,
 }
 
 /// Secrets are never printed: `Debug` (and so `--check-config`) shows
@@ -360,6 +368,8 @@ impl std::fmt::Debug for Config {
             .field("github_api_url", &redact_credentials(&self.github_api_url))
             .field("github_status_context", &self.github_status_context)
             .field("register_webhooks", &self.register_webhooks)
+            .field("kernel_targets", &self.kernel_targets)
+            .field("kernel_cache_path", &self.kernel_cache_path)
             .field("on_shutdown", &self.on_shutdown)
             .field("allow_unsigned_webhooks", &self.allow_unsigned_webhooks)
             .field("replay_window", &self.replay_window)
@@ -583,6 +593,21 @@ impl Config {
             register_webhooks: v
                 .parsed("register-webhooks", raw.register_webhooks, "true or false")?
                 .unwrap_or(false),
+            kernel_targets: match raw.kernel_targets {
+                None | Some(Value::Null) => crate::kernel::KernelTarget::defaults(),
+                Some(value) => crate::kernel::KernelTarget::parse_list(value)
+                    .map_err(|e| v.invalid("kernel-targets", e))?,
+            },
+            kernel_cache_path: match v.string("kernel-cache-path", raw.kernel_cache_path)? {
+                None => crate::kernel::DEFAULT_CACHE_PATH.into(),
+                Some(path) if path.starts_with('/') && !path.split('/').any(|p| p == "..") => path,
+                Some(path) => {
+                    return Err(v.invalid(
+                        "kernel-cache-path",
+                        format!("{path:?} is not an absolute path without `..`"),
+                    ))
+                }
+            },
         };
         if let Some(token) = &config.github_token {
             if let Err(e) = crate::github::GitHub::new(&config.github_api_url, token) {
@@ -646,7 +671,9 @@ impl Config {
         let git =
             zos_build_core::git::Git::new(self.data_directory.join("git"), &self.git_base_url);
         match self.git_credentials() {
-            Some(credentials) => git.with_http_header(format!("Authorization: Basic {credentials}")),
+            Some(credentials) => {
+                git.with_http_header(format!("Authorization: Basic {credentials}"))
+            }
             None => git,
         }
     }
@@ -1320,7 +1347,10 @@ on-shutdown: finish
         assert!(git.contains("<set>"), "{git}");
         // base64("x-access-token:ghp_secret")
         let basic = "eC1hY2Nlc3MtdG9rZW46Z2hwX3NlY3JldA==";
-        assert!(config.secrets().iter().any(|s| s == basic), "masked in logs");
+        assert!(
+            config.secrets().iter().any(|s| s == basic),
+            "masked in logs"
+        );
         assert!(config.secrets().iter().any(|s| s == "ghp_secret"));
         for base in ["https://git.example.org", "file:///srv/git"] {
             let yaml = format!("github-token: ghp_secret\ngit-base-url: {base}\n");

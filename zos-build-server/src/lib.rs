@@ -33,6 +33,7 @@ pub mod catalog;
 pub mod config;
 pub mod github;
 pub mod http;
+pub mod kernel;
 pub mod legacy;
 pub mod live;
 pub mod logging;

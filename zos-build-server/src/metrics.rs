@@ -97,7 +97,9 @@ pub async fn render(
     for status in [
         "queued",
         "initializing",
+        "preparing",
         "building",
+        "committing",
         "success",
         "error",
         "cancelled",
@@ -116,13 +118,13 @@ pub async fn render(
     let _ = writeln!(out, "zos_build_queue_length {}", count(&["queued"]));
     let _ = writeln!(
         out,
-        "# HELP zos_build_running Builds initializing or building."
+        "# HELP zos_build_running Builds initializing, preparing, building or committing."
     );
     let _ = writeln!(out, "# TYPE zos_build_running gauge");
     let _ = writeln!(
         out,
         "zos_build_running {}",
-        count(&["initializing", "building"])
+        count(&["initializing", "preparing", "building", "committing"])
     );
     let _ = writeln!(
         out,

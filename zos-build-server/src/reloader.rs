@@ -14,9 +14,19 @@
 //! files could not be parsed correctly") when any branch file was rejected.
 //! The branches that are valid are tracked either way: one broken file only
 //! rejects its own branch.
+//!
+//! With `register-webhooks`, each load then makes sure every tracked
+//! repository (and the configuration repository, when it is on GitHub) has
+//! our webhook ([`crate::github::hooks`]), one line per repository in the
+//! load's log. That never fails the load.
+//!
+//! The load's log passes through the same masking sink as a build's: a
+//! secret of the configuration echoed by git, a branch file or GitHub is
+//! written `***`.
 
 use crate::catalog::SharedCatalog;
 use crate::config::Config;
+use crate::github::Webhooks;
 use crate::live::Live;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,7 +35,7 @@ use zos_build_core::pipeline::{
     StatusReporter, Step, StepContext, Stop,
 };
 use zos_build_core::redact::redact_credentials;
-use zos_build_core::sink::{FanOut, FileSink};
+use zos_build_core::sink::{FanOut, FileSink, MaskSecrets};
 use zos_build_core::{git, BuildStatus, BuildUpdate, Enqueued, History, NewBuild};
 use zos_flist_config::Catalog;
 
@@ -86,6 +96,8 @@ pub struct Reloader {
     /// Told when a load is queued, starts and ends (the configuration
     /// commit's status).
     status: Arc<dyn StatusReporter>,
+    /// Makes sure the repositories have our webhook after each load.
+    webhooks: Option<Webhooks>,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -126,12 +138,20 @@ impl Reloader {
             branch: std::sync::Mutex::new(None),
             running: tokio::sync::Mutex::new(()),
             status: Arc::new(NoStatus),
+            webhooks: None,
         }))
     }
 
     /// Tells `status` how each load goes.
     pub fn with_status(mut self, status: Arc<dyn StatusReporter>) -> Reloader {
         self.status = status;
+        self
+    }
+
+    /// After each load, makes sure every tracked repository has our
+    /// webhook (see [`crate::github::hooks`]); None: nothing is registered.
+    pub fn with_webhooks(mut self, webhooks: Option<Webhooks>) -> Reloader {
+        self.webhooks = webhooks;
         self
     }
 
@@ -199,7 +219,7 @@ impl Reloader {
         self.update(&id, BuildUpdate::started(BuildStatus::Building), false)
             .await;
         let path = self.config.build_log_path(&id);
-        let mut sink = match FileSink::create(&path).await {
+        let copies = match FileSink::create(&path).await {
             Ok(file) => {
                 let live = self.live.sink(&id, &path, file.size());
                 FanOut::new().with(file).with(live)
@@ -210,6 +230,8 @@ impl Reloader {
                 FanOut::new()
             }
         };
+        // Masked before any copy is made, as a build's log is.
+        let mut sink = MaskSecrets::new(copies, self.config.secrets());
         let mut log = JobLog::new(&mut sink);
         log.line(format!(
             "[zos-build] loading the configuration from {}",
@@ -227,6 +249,11 @@ impl Reloader {
                 let info = JobInfo::new(id.as_str(), repository.as_str(), "", commit, "");
                 let step = CatalogStep {
                     catalog: self.catalog.clone(),
+                    webhooks: self.webhooks.clone(),
+                    configuration_repository: match &self.source {
+                        Source::Git { repository, .. } => Some(repository.clone()),
+                        Source::Local(_) => None,
+                    },
                 };
                 let job = BuildJob::new(info, &work, source, Arc::new(step))
                     .reporter(self.status.clone());
@@ -295,9 +322,13 @@ impl Reloader {
 
 /// The reload's step: the tree becomes the new catalog, every problem
 /// with file and line in the log. One broken branch file rejects its own
-/// branch only; the valid ones are tracked either way.
+/// branch only; the valid ones are tracked either way. Then, with
+/// `register-webhooks`, the webhooks of the repositories now tracked.
 struct CatalogStep {
     catalog: SharedCatalog,
+    webhooks: Option<Webhooks>,
+    /// The configuration repository, when it is on GitHub (`owner/name`).
+    configuration_repository: Option<String>,
 }
 
 #[async_trait::async_trait]
@@ -322,8 +353,18 @@ impl Step for CatalogStep {
             .into_iter()
             .find(|p| p.severity == zos_flist_config::Severity::Error)
             .map(ToString::to_string);
+        let tracked: Vec<String> = catalog
+            .branches()
+            .map(|branch| branch.repository.clone())
+            .collect();
         self.catalog.set(catalog);
         tracing::info!(branches, rejected, "configuration loaded");
+        if let Some(webhooks) = &self.webhooks {
+            // Never fails the load: a failure is a line of its log.
+            webhooks
+                .register(tracked, self.configuration_repository.as_deref(), log)
+                .await;
+        }
         if failed {
             // For the configuration commit's status: how many files, and
             // the first error with its file and line.

@@ -43,6 +43,7 @@
 
 use crate::catalog::SharedCatalog;
 use crate::config::{Config, OnShutdown};
+use crate::kernel;
 use crate::live::Live;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -52,7 +53,9 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use zos_build_core::git::{self, Git};
+use zos_build_core::history::Pipeline;
 use zos_build_core::log::Sequencer;
+use zos_build_core::pipeline::KernelFlist;
 use zos_build_core::pipeline::{
     BuildJob, ContainerStep, ForwardLinks, GitSource, JobEnding, JobInfo, JobLog, Publication,
     StatusReporter, Stop,
@@ -368,8 +371,12 @@ impl Inner {
             tracing::info!(build = %id, "cancelled while queued");
             return;
         };
-        self.record(id, BuildUpdate::started(BuildStatus::Initializing))
-            .await;
+        // The kernel pipeline keeps the old service's word.
+        let first = match record.pipeline {
+            Pipeline::Kernel => BuildStatus::Preparing,
+            _ => BuildStatus::Initializing,
+        };
+        self.record(id, BuildUpdate::started(first)).await;
         tracing::info!(build = %id, name = %record.name, commit = %record.commit, "build started");
         let work = self.config.build_work_directory(id);
         let log = self.config.build_log_path(id);
@@ -393,7 +400,11 @@ impl Inner {
                     self.config.log_size_limit.saturating_add(LOG_SIZE_MARGIN),
                 );
                 let mut log = JobLog::new(&mut sink);
-                let ending = match self.job(&record, &work) {
+                let job = match record.pipeline {
+                    Pipeline::Kernel => self.kernel_job(&record, &work).await,
+                    _ => self.job(&record, &work),
+                };
+                let ending = match job {
                     Ok(job) => job.run(&mut log, &stop).await,
                     Err(message) => {
                         let ending = JobEnding::error(message);
@@ -473,25 +484,13 @@ impl Inner {
             script.archives.trim_end_matches('/'),
             script.artifact
         );
-        let mut spec = BuildSpec::new(
-            record.id.as_str(),
-            record.baseimage.as_str(),
-            Command::ScriptFile(script_path),
-        )
-        .artifact(artifact_path)
-        .timeout(self.config.maximum_execution_time)
-        .memory_limit(i64::try_from(self.config.build_memory_limit).unwrap_or(i64::MAX))
-        .pids_limit(self.config.build_pids_limit)
-        .log_size_limit(self.config.log_size_limit);
-        for capability in &self.config.build_capabilities {
-            spec = spec.capability(capability.as_str());
-        }
-        if let Some(cpus) = self.config.build_cpus {
-            spec = spec.cpus(cpus);
-        }
-        for (name, ip) in &self.config.extra_hosts {
-            spec = spec.extra_host(name.as_str(), ip.as_str());
-        }
+        let spec = self
+            .limits(BuildSpec::new(
+                record.id.as_str(),
+                record.baseimage.as_str(),
+                Command::ScriptFile(script_path),
+            ))
+            .artifact(artifact_path);
         let name = artifact_name(
             &record.repository,
             record.tag.as_deref(),
@@ -507,6 +506,110 @@ impl Inner {
             BuildJob::new(job_info(record), work, Arc::new(source), Arc::new(step))
                 .reporter(self.status.clone()),
         )
+    }
+
+    /// The job of kernel build `record`: its commit fetched with git, the
+    /// target's script run as `bash /<repo>/<script> <branch> <repo>
+    /// [release]` with the target's build cache mounted, `vmlinuz.efi`
+    /// published to the kernel directory (and as a kernel flist), and the
+    /// container committed as `<repository>:<branch>` when the target says
+    /// so. An error when the repository is no kernel target any more, or
+    /// when a dependent target finds no image to start from.
+    async fn kernel_job(&self, record: &BuildRecord, work: &Path) -> Result<BuildJob, String> {
+        let Some(target) = self
+            .config
+            .kernel_targets
+            .iter()
+            .find(|t| t.repository.eq_ignore_ascii_case(&record.repository))
+        else {
+            return Err(format!(
+                "{} is no longer a kernel target",
+                record.repository
+            ));
+        };
+        let repo_name = target.name();
+        let image = match &target.base_from {
+            None => target.baseimage.clone(),
+            Some(base) => {
+                let repository = base.to_ascii_lowercase();
+                let tags = self
+                    .executor
+                    .local_tags(&repository)
+                    .await
+                    .map_err(|e| format!("cannot list the images of {repository}: {e}"))?;
+                match kernel::pick_base_tag(&tags, &record.branch) {
+                    Some(tag) => format!("{repository}:{tag}"),
+                    None => {
+                        return Err(format!("no base image found for branch {}", record.branch))
+                    }
+                }
+            }
+        };
+        let url = git::repository_url(&self.config.git_base_url, &record.repository);
+        let source = GitSource::new(self.git.clone(), url, &record.commit, repo_name);
+        let mut argv = vec![
+            "bash".to_string(),
+            format!("/{repo_name}/{}", target.script),
+            record.branch.clone(),
+            repo_name.to_string(),
+        ];
+        if record.tag.as_deref() == Some(kernel::RELEASE) {
+            argv.push(kernel::RELEASE.to_string());
+        }
+        let mut spec = self
+            .limits(BuildSpec::new(
+                record.id.as_str(),
+                image,
+                Command::Exec(argv),
+            ))
+            .artifact(kernel::KERNEL_ARTIFACT)
+            .cache_volume(
+                target.cache_volume(),
+                self.config.kernel_cache_path.as_str(),
+            )
+            .label("org.zos-build.kernel-target", target.name());
+        if target.commit_image {
+            spec = spec.commit_as(target.image(), kernel::image_tag(&record.branch));
+        }
+        let names = target.names(&record.branch, &record.commit);
+        let kernel_file = Publication::new(
+            self.publishers.kernel.clone(),
+            ArtifactKind::Kernel,
+            names.kernel,
+        )
+        .link_forward_only(names.kernel_link, self.publishers.links.clone());
+        let flist = self
+            .publishers
+            .publication(Format::Flist, names.flist, names.flist_link)
+            .derived(Arc::new(KernelFlist));
+        let step = ContainerStep::new(self.executor.clone(), spec, format!("/{repo_name}"))
+            .executor_wait(self.config.docker_wait)
+            .publish(kernel_file)
+            .publish(flist);
+        Ok(
+            BuildJob::new(job_info(record), work, Arc::new(source), Arc::new(step))
+                .reporter(self.status.clone()),
+        )
+    }
+
+    /// `spec` with the server's limits: time, memory, processes, log size,
+    /// capabilities, CPUs and extra hosts.
+    fn limits(&self, mut spec: BuildSpec) -> BuildSpec {
+        spec = spec
+            .timeout(self.config.maximum_execution_time)
+            .memory_limit(i64::try_from(self.config.build_memory_limit).unwrap_or(i64::MAX))
+            .pids_limit(self.config.build_pids_limit)
+            .log_size_limit(self.config.log_size_limit);
+        for capability in &self.config.build_capabilities {
+            spec = spec.capability(capability.as_str());
+        }
+        if let Some(cpus) = self.config.build_cpus {
+            spec = spec.cpus(cpus);
+        }
+        for (name, ip) in &self.config.extra_hosts {
+            spec = spec.extra_host(name.as_str(), ip.as_str());
+        }
+        spec
     }
 
     /// Writes `update` to the history and announces it; a failure is logged
@@ -540,6 +643,8 @@ pub struct Publishers {
     pub hub: Option<Arc<dyn Publisher>>,
     /// The binary directory.
     pub binary: Arc<dyn Publisher>,
+    /// The kernel directory (kernels and their links).
+    pub kernel: Arc<dyn Publisher>,
     /// The forward-only memory of links.
     pub links: ForwardLinks,
 }
@@ -553,6 +658,7 @@ impl Publishers {
                 .hub_publisher()?
                 .map(|hub| Arc::new(hub) as Arc<dyn Publisher>),
             binary: Arc::new(BinaryPublisher::new(config.binary_directory.clone())),
+            kernel: Arc::new(BinaryPublisher::new(config.kernel_directory.clone())),
             links: ForwardLinks::new(history.clone()),
         })
     }
@@ -632,6 +738,15 @@ impl LogSink for ContainerRecorder {
         update.status = Some(BuildStatus::Building);
         if let Err(e) = self.history.update(&self.id, update).await {
             tracing::error!(build = %self.id, error = %e, "cannot record a build's container");
+        }
+        self.live.changed(false).await;
+        Ok(())
+    }
+
+    async fn committing(&mut self) -> Result<(), zos_build_core::SinkError> {
+        let update = BuildUpdate::status(BuildStatus::Committing);
+        if let Err(e) = self.history.update(&self.id, update).await {
+            tracing::error!(build = %self.id, error = %e, "cannot record a build's progress");
         }
         self.live.changed(false).await;
         Ok(())

@@ -8,7 +8,7 @@
 
 use crate::catalog::SharedCatalog;
 use crate::config::Config;
-use crate::github::{GitHub, Sender, Statuses};
+use crate::github::{GitHub, Sender, Statuses, Webhooks};
 use crate::live::{Frames, Live};
 use crate::reloader::Reloader;
 use crate::scheduler::{Publishers, Scheduler};
@@ -191,7 +191,13 @@ pub async fn prepare(
         live.clone(),
     )
     .map_err(StartError::Configuration)?
-    .map(|reloader| Arc::new(reloader.with_status(reporter.clone())));
+    .map(|reloader| {
+        Arc::new(
+            reloader
+                .with_status(reporter.clone())
+                .with_webhooks(Webhooks::from_config(&config)),
+        )
+    });
     if let Some(reloader) = &reloader {
         reloader.load().await;
     }

@@ -9,6 +9,7 @@
 
 use crate::catalog::{RefKind, SharedCatalog};
 use crate::config::Config;
+use crate::kernel::{KernelTarget, RELEASE};
 use crate::live::Live;
 use crate::metrics::{StatusCounters, WebhookCounter};
 use crate::reloader::Reloader;
@@ -17,6 +18,8 @@ use crate::scheduler::Scheduler;
 use crate::sweeper::DockerHealth;
 use std::sync::Arc;
 use zos_build_core::git::{self, GitError};
+use zos_build_core::history::Pipeline;
+use zos_build_core::NewBuild;
 use zos_build_core::{
     CancellationToken, CommitId, Enqueued, History, HistoryError, RepositoryName,
 };
@@ -100,26 +103,76 @@ impl AppState {
                 RefKind::Branch => TriggerError::BranchNotTracked,
                 RefKind::Tag => TriggerError::TagNotTracked(trigger.branch.clone()),
             })?;
-        let commit = match trigger.commit {
+        let commit = match trigger.commit.clone() {
             Some(commit) => commit,
             None => self.commit_of(&trigger).await?,
         };
         let builds = builds_of(branch, commit.as_str(), &trigger.commits);
+        let enqueued = self.enqueue(&trigger, builds).await?;
+        Ok(Triggered { commit, enqueued })
+    }
+
+    /// Records `builds` as `queued` and hands them to the scheduler (without
+    /// one they are only recorded), refusing replays when `trigger` says so.
+    async fn enqueue(
+        &self,
+        trigger: &Trigger,
+        builds: Vec<NewBuild>,
+    ) -> Result<Enqueued, TriggerError> {
         let window = trigger.refuse_replays.then_some(self.config.replay_window);
-        let enqueued = match &self.scheduler {
+        let delivery = trigger.delivery.clone();
+        match &self.scheduler {
             Some(scheduler) => {
                 scheduler
-                    .enqueue_unless_replayed(trigger.delivery, builds, window)
+                    .enqueue_unless_replayed(delivery, builds, window)
                     .await
             }
             None => {
                 self.history
-                    .enqueue_unless_replayed(trigger.delivery, builds, window)
+                    .enqueue_unless_replayed(delivery, builds, window)
                     .await
             }
         }
-        .map_err(TriggerError::History)?;
+        .map_err(TriggerError::History)
+    }
+
+    /// Turns a push of a kernel target (`target`) into its build: one
+    /// `queued` build of the kernel pipeline. A tag is a release build.
+    pub async fn trigger_kernel(
+        &self,
+        target: &KernelTarget,
+        trigger: Trigger,
+    ) -> Result<Triggered, TriggerError> {
+        let commit = match trigger.commit.clone() {
+            Some(commit) => commit,
+            None => self.commit_of(&trigger).await?,
+        };
+        let baseimage = match &target.base_from {
+            Some(base) => format!("{} (committed image)", base.to_ascii_lowercase()),
+            None => target.baseimage.clone(),
+        };
+        let mut build = NewBuild::new(
+            trigger.repository.as_str(),
+            trigger.branch.as_str(),
+            commit.as_str(),
+            target.script.as_str(),
+            baseimage,
+        );
+        build.commits = trigger.commits.clone();
+        build.pipeline = Pipeline::Kernel;
+        if trigger.kind == RefKind::Tag {
+            build.tag = Some(RELEASE.to_string());
+        }
+        let enqueued = self.enqueue(&trigger, vec![build]).await?;
         Ok(Triggered { commit, enqueued })
+    }
+
+    /// The kernel target of `repository`, if it is one.
+    pub fn kernel_target(&self, repository: &str) -> Option<&KernelTarget> {
+        self.config
+            .kernel_targets
+            .iter()
+            .find(|t| t.repository.eq_ignore_ascii_case(repository))
     }
 
     /// The commit the trigger's branch or tag points to now: for an

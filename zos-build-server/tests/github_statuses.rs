@@ -415,8 +415,7 @@ async fn statuses_survive_an_outage_and_a_crash_ends_in_error() {
         last_state = github
             .statuses(REPOSITORY, &slow)
             .into_iter()
-            .filter(|s| s.context == "zos-build/tools/other.sh")
-            .last()
+            .rfind(|s| s.context == "zos-build/tools/other.sh")
             .unwrap()
             .state;
     }

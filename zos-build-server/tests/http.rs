@@ -251,29 +251,37 @@ async fn events_other_than_push_are_answered_and_ignored() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(response.text().await.unwrap().contains("X-GitHub-Event"));
-    // Kernel hooks answer, and say that nothing runs yet.
-    for path in ["/hook/kernel", "/build/zero-os/hook"] {
-        let (status, answer) = h
-            .signed(
-                path,
-                "push",
-                &format!("k{path}"),
-                &push_body("threefoldtech/0-initramfs", "master"),
-            )
+    // Kernel hooks take the pushes of the kernel targets (the defaults,
+    // 0-initramfs and 0-fs) with the old service's word, and refuse the
+    // others (tests/kernel.rs builds them).
+    for (path, repository) in [
+        ("/hook/kernel", "threefoldtech/0-initramfs"),
+        ("/build/zero-os/hook", "threefoldtech/0-fs"),
+    ] {
+        let bytes = push_body(repository, "master").to_string().into_bytes();
+        let signature = signature::sign(SECRET.as_bytes(), &bytes);
+        let (status, text) = h
+            .hook(path, "push", &format!("k{path}"), &bytes, Some(signature))
             .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{path}: {answer}");
-        assert!(
-            answer["message"]
-                .as_str()
-                .unwrap()
-                .contains("not implemented"),
-            "{answer}"
+        assert_eq!(
+            (status, text.as_str()),
+            (StatusCode::OK, "STARTED"),
+            "{path}"
         );
     }
+    let (status, answer) = h
+        .signed(
+            "/hook/kernel",
+            "push",
+            "k-other",
+            &push_body("owner/repo", "master"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     // Webhooks are POSTed.
     let (status, _) = h.get("/hook/monitor-watch").await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(h.active_count().await, 0);
+    assert_eq!(h.active_count().await, 2, "the two kernel pushes only");
     h.server.stop().await;
 }
 

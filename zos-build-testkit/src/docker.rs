@@ -14,6 +14,21 @@ use zos_build_core::DockerExecutor;
 
 /// The test image; the name can never be mistaken for a real one.
 pub const IMAGE: &str = "zos-build-test/busybox:latest";
+/// The test image with a `bash` (a wrapper of busybox's `sh`): the kernel
+/// pipeline runs `bash <script> …`, as the old service did.
+pub const KERNEL_IMAGE: &str = "zos-build-test/kernel-base:latest";
+
+static KERNEL_IMAGE_READY: OnceCell<()> = OnceCell::const_new();
+
+/// An executor connected to the local daemon, with [`KERNEL_IMAGE`] (and
+/// [`IMAGE`]) present.
+pub async fn kernel_executor() -> DockerExecutor {
+    let executor = executor().await;
+    KERNEL_IMAGE_READY
+        .get_or_init(|| async { import(&executor, KERNEL_IMAGE, true).await })
+        .await;
+    executor
+}
 
 static IMAGE_READY: OnceCell<()> = OnceCell::const_new();
 
@@ -68,17 +83,24 @@ pub async fn containers_of(executor: &DockerExecutor, build_id: &str) -> Vec<Str
 }
 
 async fn import_busybox(executor: &DockerExecutor) {
+    import(executor, IMAGE, false).await;
+}
+
+/// Imports the busybox root filesystem as `image` (`repo:tag`), with a
+/// `/bin/bash` wrapper when `bash`.
+async fn import(executor: &DockerExecutor, image: &str, bash: bool) {
     let docker = executor.docker();
-    if docker.inspect_image(IMAGE).await.is_ok() {
+    if docker.inspect_image(image).await.is_ok() {
         return;
     }
-    let rootfs = tokio::task::spawn_blocking(busybox_rootfs)
+    let rootfs = tokio::task::spawn_blocking(move || busybox_rootfs(bash))
         .await
         .expect("rootfs task");
+    let (repo, tag) = image.rsplit_once(':').expect("repo:tag");
     let options = CreateImageOptions {
         from_src: Some("-".into()),
-        repo: Some("zos-build-test/busybox".into()),
-        tag: Some("latest".into()),
+        repo: Some(repo.into()),
+        tag: Some(tag.into()),
         changes: vec![r#"CMD ["/bin/sh"]"#.into()],
         ..Default::default()
     };
@@ -88,13 +110,14 @@ async fn import_busybox(executor: &DockerExecutor) {
         item.expect("import the busybox test image");
     }
     docker
-        .inspect_image(IMAGE)
+        .inspect_image(image)
         .await
         .expect("the imported image is there");
 }
 
-/// A root filesystem: `/bin/busybox`, one link per applet, `/tmp`.
-fn busybox_rootfs() -> Vec<u8> {
+/// A root filesystem: `/bin/busybox`, one link per applet, `/tmp`, and
+/// with `bash` a `/bin/bash` running busybox's `sh`.
+fn busybox_rootfs(bash: bool) -> Vec<u8> {
     let busybox = std::fs::read("/bin/busybox")
         .expect("/bin/busybox (Debian busybox-static) is needed for the test image");
     let list = std::process::Command::new("/bin/busybox")
@@ -126,6 +149,15 @@ fn busybox_rootfs() -> Vec<u8> {
     header.set_cksum();
     tar.append_data(&mut header, "etc/passwd", passwd.as_slice())
         .expect("tar passwd");
+    if bash {
+        let wrapper = b"#!/bin/sh\nexec /bin/sh \"$@\"\n";
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o755);
+        header.set_size(wrapper.len() as u64);
+        header.set_cksum();
+        tar.append_data(&mut header, "bin/bash", wrapper.as_slice())
+            .expect("tar bash");
+    }
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         let applet = applet.trim();
         if applet.is_empty() || applet == "bin/busybox" {

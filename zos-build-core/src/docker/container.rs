@@ -44,16 +44,24 @@ impl Drop for Reservation {
     }
 }
 
-/// The container configuration for `spec`.
-pub(crate) fn create_body(spec: &BuildSpec, instance: &str) -> ContainerCreateBody {
+/// The labels of the container of `spec`, and of the image committed from
+/// it: the spec's own, then ours (which win), with `managed` as the value
+/// of [`LABEL_MANAGED`].
+pub(crate) fn labels(spec: &BuildSpec, instance: &str, managed: &str) -> HashMap<String, String> {
     let mut labels: HashMap<String, String> = spec
         .labels
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    labels.insert(LABEL_MANAGED.into(), "true".into());
+    labels.insert(LABEL_MANAGED.into(), managed.into());
     labels.insert(LABEL_BUILD_ID.into(), spec.build_id.clone());
     labels.insert(LABEL_INSTANCE.into(), instance.into());
+    labels
+}
+
+/// The container configuration for `spec`.
+pub(crate) fn create_body(spec: &BuildSpec, instance: &str) -> ContainerCreateBody {
+    let labels = labels(spec, instance, "true");
 
     let limits = &spec.limits;
     let host_config = HostConfig {
@@ -80,6 +88,8 @@ pub(crate) fn create_body(spec: &BuildSpec, instance: &str) -> ContainerCreateBo
             typ: Some("none".into()),
             config: None,
         }),
+        // Named volumes only, never a host path (see `volume.rs`).
+        mounts: (!spec.cache_volumes.is_empty()).then(|| super::volume::mounts(spec)),
         ..Default::default()
     };
 

@@ -7,25 +7,48 @@
 //! if asked, and remove the container. The removal is owned by a guard, so it
 //! happens on every path, including a dropped future; [`DockerExecutor::sweep`]
 //! covers the one path a guard cannot: a process that died.
+//!
+//! Two things outlive a build, both only when the spec asks for them and
+//! both labelled, so that the engine finds them again and never takes
+//! someone else's for its own: the image committed from a container
+//! ([`BuildSpec::commit_as`](crate::BuildSpec::commit_as), cleaned up by
+//! [`DockerExecutor::remove_untagged_images`]), and cache volumes
+//! ([`BuildSpec::cache_volume`](crate::BuildSpec::cache_volume), removed
+//! by [`DockerExecutor::remove_cache_volume`]).
 
 mod archive;
 mod container;
 mod image;
 mod run;
+mod volume;
+
+pub use crate::spec::{CacheVolume, MAX_CACHE_VOLUME_NAME};
 
 use crate::error::BuildError;
 use bollard::query_parameters::ListContainersOptions;
 use bollard::Docker;
 use container::LiveSet;
 use std::collections::HashMap;
+use std::sync::Arc;
 
-/// Label set to `true` on every container and image the engine creates.
+/// Label set on everything the engine creates: `true` on build containers
+/// and cache volumes, `image` on committed images.
+///
+/// Images differ because a container inherits its image's labels: a
+/// container someone starts from a committed image (to look into a kernel
+/// build, say) would otherwise carry `zos-build.managed=true` and this
+/// instance's label, and [`DockerExecutor::sweep`] would remove it. Our own
+/// build containers set `true` over the inherited value.
 pub const LABEL_MANAGED: &str = "zos-build.managed";
-/// Label carrying the build id.
+/// Label carrying the build id (on containers and committed images).
 pub const LABEL_BUILD_ID: &str = "zos-build.build-id";
-/// Label naming the executor instance that owns a container (see
-/// [`DockerExecutor::with_instance`]).
+/// Label naming the executor instance that owns a container, a committed
+/// image or a cache volume (see [`DockerExecutor::with_instance`]).
 pub const LABEL_INSTANCE: &str = "zos-build.instance";
+/// Label carrying a cache volume's own name; with [`LABEL_INSTANCE`] it
+/// marks the volume as one the engine created (see
+/// [`DockerExecutor::remove_cache_volume`]).
+pub const LABEL_CACHE: &str = "zos-build.cache";
 
 const DEFAULT_ADDRESS: &str = "unix:///var/run/docker.sock";
 
@@ -39,6 +62,11 @@ pub struct DockerExecutor {
     instance: String,
     name_prefix: String,
     live: LiveSet,
+    /// Held for reading by a build from the check of its cache volumes until
+    /// its container exists (and holds them), for writing by
+    /// [`DockerExecutor::remove_cache_volume`]: a volume removed in between
+    /// would be created again by Docker, without our labels.
+    volumes: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl std::fmt::Debug for DockerExecutor {
@@ -76,6 +104,7 @@ impl DockerExecutor {
             instance: "default".into(),
             name_prefix: "zos-build-".into(),
             live: LiveSet::default(),
+            volumes: Arc::default(),
         })
     }
 
@@ -102,6 +131,11 @@ impl DockerExecutor {
     /// The address connected to.
     pub fn address(&self) -> &str {
         &self.address
+    }
+
+    /// The instance name (see [`DockerExecutor::with_instance`]).
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// Removes every container of this instance that no build of this
@@ -189,9 +223,33 @@ impl DockerExecutor {
             .collect())
     }
 
-    /// Removes images that carry our label and lost their tag (an image
-    /// committed again under the same tag leaves the old one dangling).
+    /// Removes the images of this instance (label `zos-build.instance`)
+    /// that have no tag any more, and returns their ids.
+    ///
+    /// Committing a container as `x:master` takes the tag from the image
+    /// committed as `x:master` before, which is then untagged: that is what
+    /// this removes. An image in use (by a container, running or not, or as
+    /// the parent of a tagged image) is skipped, not an error; one that lacks
+    /// our instance label, or has a tag, is never touched.
+    pub async fn remove_untagged_images(&self) -> Result<Vec<String>, BuildError> {
+        image::remove_untagged(&self.docker, &self.instance).await
+    }
+
+    /// The same as [`DockerExecutor::remove_untagged_images`] (its former
+    /// name).
     pub async fn remove_dangling_images(&self) -> Result<Vec<String>, BuildError> {
-        image::remove_dangling(&self.docker).await
+        self.remove_untagged_images().await
+    }
+
+    /// Removes the cache volume `name` (see
+    /// [`BuildSpec::cache_volume`](crate::BuildSpec::cache_volume)): `true`
+    /// when it was removed, `false` when there was none.
+    ///
+    /// Refused with an error, and nothing removed, when the volume of that
+    /// name lacks this instance's labels (a typo must never delete someone
+    /// else's volume), and when a container uses it (a build running now).
+    pub async fn remove_cache_volume(&self, name: &str) -> Result<bool, BuildError> {
+        let _no_build_between = self.volumes.write().await;
+        volume::remove(&self.docker, &self.instance, name).await
     }
 }

@@ -3,6 +3,7 @@
 use super::archive;
 use super::container::{self, ContainerGuard, Reservation};
 use super::image;
+use super::volume;
 use super::DockerExecutor;
 use crate::error::{docker_status, BuildError};
 use crate::log::{LineSplitter, LogEvent, LogStream, Sequencer};
@@ -46,6 +47,18 @@ impl Executor for DockerExecutor {
     async fn ready(&self) -> Result<(), BuildError> {
         self.ping().await
     }
+
+    async fn local_tags(&self, repository: &str) -> Result<Vec<String>, BuildError> {
+        image::local_tags(&self.docker, repository).await
+    }
+
+    async fn prune_images(&self) -> Result<Vec<String>, BuildError> {
+        self.remove_untagged_images().await
+    }
+
+    async fn remove_cache(&self, name: &str) -> Result<bool, BuildError> {
+        self.remove_cache_volume(name).await
+    }
 }
 
 impl DockerExecutor {
@@ -66,6 +79,12 @@ impl DockerExecutor {
         if cancel.is_cancelled() {
             return Err(BuildError::CancelledBeforeStart);
         }
+        // From the check of the cache volumes until the container holds
+        // them, no removal of a volume can come in between.
+        let volumes = self.volumes.read().await;
+        for cache in &spec.cache_volumes {
+            volume::ensure(&self.docker, &self.instance, &cache.name).await?;
+        }
         let _live = Reservation::new(self.live.clone(), &spec.build_id);
         let options = CreateContainerOptions {
             name: Some(format!("{}{}", self.name_prefix, spec.build_id)),
@@ -81,6 +100,7 @@ impl DockerExecutor {
                     e,
                 )
             })?;
+        drop(volumes);
         let guard = ContainerGuard::new(self.docker.clone(), created.id);
         let outcome = self.drive(&guard, spec, sink, &mut seq, cancel).await;
         let id = guard.id().to_string();
@@ -181,6 +201,7 @@ impl DockerExecutor {
                 }
             }
             if let Some(image) = &spec.commit {
+                sink.committing().await?;
                 let options = CommitContainerOptions {
                     container: Some(id.to_string()),
                     repo: Some(image.repository.clone()),
@@ -188,8 +209,15 @@ impl DockerExecutor {
                     pause: false,
                     ..Default::default()
                 };
+                // The container's labels would be inherited anyway; given
+                // here, the image's are ours whatever the daemon merges, and
+                // `managed` says image (see `LABEL_MANAGED`).
+                let config = bollard::models::ContainerConfig {
+                    labels: Some(container::labels(spec, &self.instance, "image")),
+                    ..Default::default()
+                };
                 let committed = docker
-                    .commit_container(options, bollard::models::ContainerConfig::default())
+                    .commit_container(options, config)
                     .await
                     .map_err(|e| {
                         BuildError::docker(

@@ -131,6 +131,17 @@ CREATE INDEX commit_statuses_waiting ON commit_statuses(delivery, repository, sh
 CREATE INDEX commit_statuses_by_build ON commit_statuses(build_id, seq);
 ",
     },
+    Migration {
+        version: 4,
+        description: "which pipeline each build runs",
+        // Kernel builds join flist builds and configuration reloads; every
+        // build recorded before is a flist build, but for the reloads, which
+        // were known by their name.
+        sql: "
+ALTER TABLE builds ADD COLUMN pipeline TEXT NOT NULL DEFAULT 'flist';
+UPDATE builds SET pipeline = 'reload' WHERE name = 'Configuration reloader';
+",
+    },
 ];
 
 /// The schema version this code writes and reads: that of the last migration.
@@ -221,7 +232,7 @@ fn migrate_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{BuildRecord, BuildStatus, Enqueued, History, NewBuild};
+    use crate::history::{BuildRecord, BuildStatus, Enqueued, History, NewBuild, Pipeline};
 
     const FIXTURE_V0: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -293,6 +304,7 @@ mod tests {
                 artifact_kind: None,
                 artifact_location: None,
                 link: None,
+                pipeline: Pipeline::Flist,
             },
             BuildRecord {
                 id: "18bcfe56800-0a1b2c3d".into(),
@@ -315,6 +327,7 @@ mod tests {
                 artifact_kind: None,
                 artifact_location: None,
                 link: None,
+                pipeline: Pipeline::Flist,
             },
             BuildRecord {
                 id: "18bcfe5a680-77777777".into(),
@@ -337,6 +350,7 @@ mod tests {
                 artifact_kind: None,
                 artifact_location: None,
                 link: None,
+                pipeline: Pipeline::Flist,
             },
             BuildRecord {
                 id: "18bcfe5e500-00000001".into(),
@@ -359,6 +373,7 @@ mod tests {
                 artifact_kind: None,
                 artifact_location: None,
                 link: None,
+                pipeline: Pipeline::Reload,
             },
             BuildRecord {
                 id: "18bcfe62380-12345678".into(),
@@ -381,6 +396,7 @@ mod tests {
                 artifact_kind: None,
                 artifact_location: None,
                 link: None,
+                pipeline: Pipeline::Flist,
             },
         ];
         for build in &expected {
@@ -565,6 +581,46 @@ mod tests {
         let seq = history.queue_status(status.clone()).await.unwrap();
         let due = history.due_statuses(i64::MAX, 10).await.unwrap();
         assert_eq!((due[0].seq, &due[0].status), (seq, &status));
+    }
+
+    /// Version 3 to the latest: every build says which pipeline it runs,
+    /// the reloads known by their name, the rest flist builds.
+    #[tokio::test]
+    async fn a_version_3_database_learns_each_builds_pipeline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.sqlite3");
+        std::fs::copy(FIXTURE_V0, &path).unwrap();
+        {
+            let mut connection = Connection::open(&path).unwrap();
+            migrate_with(&mut connection, &path, &MIGRATIONS[..3]).unwrap();
+        }
+        assert_eq!(version_of(&path), 3);
+        let history = History::open(&path).await.unwrap();
+        assert_eq!(version_of(&path), i64::from(SCHEMA_VERSION));
+        let pipelines: Vec<(String, Pipeline)> = history
+            .recent(None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|b| (b.name, b.pipeline))
+            .collect();
+        assert_eq!(pipelines.len(), 5);
+        for (name, pipeline) in pipelines {
+            let expected = if name == "Configuration reloader" {
+                Pipeline::Reload
+            } else {
+                Pipeline::Flist
+            };
+            assert_eq!(pipeline, expected, "{name}");
+        }
+        // New builds record theirs.
+        let mut kernel = NewBuild::new("o/k", "master", "0".repeat(40), "k.sh", "ubuntu:18.04");
+        kernel.pipeline = Pipeline::Kernel;
+        let Enqueued::Queued(records) = history.enqueue(None, vec![kernel]).await.unwrap() else {
+            panic!("recorded");
+        };
+        let got = history.get(&records[0].id).await.unwrap().unwrap();
+        assert_eq!(got.pipeline, Pipeline::Kernel);
     }
 
     #[tokio::test]

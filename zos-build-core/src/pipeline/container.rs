@@ -171,6 +171,29 @@ impl Step for ContainerStep {
         if let Some(ending) = self.judge(&outcome, context) {
             return ending;
         }
+        if let (Some(image), Some(_)) = (&self.spec.commit, &outcome.committed_image) {
+            log.line(format!(
+                "[zos-build] committed as {}:{}",
+                image.repository, image.tag
+            ))
+            .await;
+            // The image this commit replaced under that tag is untagged now:
+            // of no use, and ours to remove (never another's).
+            match self.executor.prune_images().await {
+                Ok(removed) if !removed.is_empty() => {
+                    log.line(format!(
+                        "[zos-build] removed {} untagged image(s) of ours",
+                        removed.len()
+                    ))
+                    .await
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    log.line(format!("[zos-build] cannot remove untagged images: {e}"))
+                        .await
+                }
+            }
+        }
         let mut published = Vec::with_capacity(self.publications.len());
         for publication in &self.publications {
             // Publishing is not cancelled: the build succeeded, and its

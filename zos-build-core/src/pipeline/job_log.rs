@@ -99,6 +99,10 @@ impl LogSink for JobLog<'_> {
         self.sink.container_started(container_id).await
     }
 
+    async fn committing(&mut self) -> Result<(), SinkError> {
+        self.sink.committing().await
+    }
+
     async fn finish(&mut self) -> Result<(), SinkError> {
         // The executor finishes its sink when it returns; the job's log
         // goes on after it, so a step's finish only flushes.

@@ -24,6 +24,7 @@
 mod container;
 mod job;
 mod job_log;
+mod kernel_flist;
 mod publication;
 mod source;
 mod status;
@@ -32,7 +33,8 @@ mod stop;
 pub use container::ContainerStep;
 pub use job::{BuildJob, JobEnding, PublishedArtifact, Step, StepContext, BRIEF_CHARS};
 pub use job_log::JobLog;
-pub use publication::{ForwardLinks, Publication};
+pub use kernel_flist::{KernelFlist, BOOT_YAML};
+pub use publication::{Derive, ForwardLinks, Publication};
 pub use source::{GitSource, LocalSource, Source, SourceError};
 pub use status::{JobInfo, NoStatus, StatusReporter};
 pub use stop::Stop;

@@ -4,6 +4,7 @@ use super::{JobInfo, JobLog, PublishedArtifact};
 use crate::history::ArtifactKind;
 use crate::{BuildOutcome, History, PublishRequest, Published, Publisher};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// One artifact of a build going to one [`Publisher`] under one name, and
@@ -14,6 +15,18 @@ pub struct Publication {
     artifact: usize,
     name: String,
     link: Option<(String, LinkRule)>,
+    derive: Option<Arc<dyn Derive>>,
+}
+
+/// Makes the file to publish from a build's artifact: a kernel flist from a
+/// kernel ([`KernelFlist`](super::KernelFlist)). Runs in a blocking task.
+pub trait Derive: Send + Sync {
+    /// What it makes, for the log.
+    fn describe(&self) -> String;
+
+    /// Writes the derived file into `dir` (a fresh directory of the job's)
+    /// from `artifact`; returns its path.
+    fn derive(&self, artifact: &Path, dir: &Path) -> std::io::Result<PathBuf>;
 }
 
 /// When a link moves.
@@ -46,7 +59,15 @@ impl Publication {
             artifact: 0,
             name: name.into(),
             link: None,
+            derive: None,
         }
+    }
+
+    /// Publishes what `derive` makes from the artifact instead of the
+    /// artifact itself.
+    pub fn derived(mut self, derive: Arc<dyn Derive>) -> Self {
+        self.derive = Some(derive);
+        self
     }
 
     /// Publishes the `index`-th artifact of the spec instead of the first.
@@ -78,6 +99,24 @@ impl Publication {
     ) -> Result<PublishedArtifact, String> {
         let Some(artifact) = outcome.artifacts.get(self.artifact) else {
             return Err("the build produced no artifact".into());
+        };
+        let derived;
+        let artifact: &Path = match &self.derive {
+            None => artifact,
+            Some(derive) => {
+                log.line(format!("[zos-build] making {}", derive.describe()))
+                    .await;
+                let (derive, from) = (derive.clone(), artifact.clone());
+                let dir = artifact
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join(format!(".derived-{}", self.name));
+                derived = tokio::task::spawn_blocking(move || derive.derive(&from, &dir))
+                    .await
+                    .map_err(|e| format!("cannot make {}: {e}", self.name))?
+                    .map_err(|e| format!("cannot make {}: {e}", self.name))?;
+                &derived
+            }
         };
         log.line(format!(
             "[zos-build] publishing {} ({})",

@@ -77,6 +77,10 @@ impl<S: LogSink> LogSink for SizeCap<S> {
         self.inner.container_started(container_id).await
     }
 
+    async fn committing(&mut self) -> Result<(), SinkError> {
+        self.inner.committing().await
+    }
+
     async fn finish(&mut self) -> Result<(), SinkError> {
         self.inner.finish().await
     }

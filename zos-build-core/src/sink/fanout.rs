@@ -55,6 +55,17 @@ impl LogSink for FanOut {
         first
     }
 
+    async fn committing(&mut self) -> Result<(), SinkError> {
+        let mut first = Ok(());
+        for sink in &mut self.sinks {
+            let result = sink.committing().await;
+            if first.is_ok() {
+                first = result;
+            }
+        }
+        first
+    }
+
     async fn finish(&mut self) -> Result<(), SinkError> {
         let mut first = Ok(());
         for sink in &mut self.sinks {

@@ -41,6 +41,13 @@ pub trait LogSink: Send {
         Ok(())
     }
 
+    /// Called once the build script has exited well, just before its
+    /// container is committed as an image (only for builds that commit:
+    /// status pages say `committing`; the default ignores it).
+    async fn committing(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
     /// Called once when the build has ended: flush and release resources.
     async fn finish(&mut self) -> Result<(), SinkError> {
         Ok(())
@@ -108,6 +115,10 @@ impl<S: LogSink + ?Sized> LogSink for Box<S> {
 
     async fn container_started(&mut self, container_id: &str) -> Result<(), SinkError> {
         (**self).container_started(container_id).await
+    }
+
+    async fn committing(&mut self) -> Result<(), SinkError> {
+        (**self).committing().await
     }
 
     async fn finish(&mut self) -> Result<(), SinkError> {

@@ -135,6 +135,18 @@ impl GitHub {
         segments: &[&str],
         body: Option<&Value>,
     ) -> Result<Value, GitHubError> {
+        self.call_with_query(method, segments, &[], body).await
+    }
+
+    /// [`call`](Self::call) with the query `query` (each name and value
+    /// percent-encoded), e.g. `[("per_page", "100"), ("page", "2")]`.
+    pub async fn call_with_query(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value, GitHubError> {
         let mut url = self.api.clone();
         {
             let mut path = url
@@ -144,6 +156,9 @@ impl GitHub {
             for segment in segments {
                 path.push(segment);
             }
+        }
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
         }
         let mut request = self.http.request(method, url);
         if let Some(body) = body {

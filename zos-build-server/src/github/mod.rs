@@ -7,7 +7,9 @@
 //! configured API host (redirects are not followed).
 
 pub mod client;
+pub mod hooks;
 pub mod statuses;
 
 pub use client::{GitHub, GitHubError};
+pub use hooks::{HookOutcome, HookReport, Registrar, Webhooks};
 pub use statuses::{Sender, Statuses};

@@ -20,11 +20,16 @@
 //! - [`MAX_WEBSOCKET_MESSAGE`]: what a websocket client may send at once;
 //! - [`MAX_PAGE`]: builds in one answer of `/build/history/full` and
 //!   `/api/builds`;
-//! - files (logs, artifacts) are streamed in chunks, never read whole;
+//! - files (logs, artifacts, kernels) are streamed in chunks, never read
+//!   whole, and a file under a name of a URL is found by one rule
+//!   (`files`): a plain name, a regular file or a link followed one step
+//!   within its directory;
 //! - webhook and API request bodies have their own limits ([`MAX_BODY`]).
 
 mod builds;
 mod feed;
+mod files;
+mod kernels;
 mod monitor;
 mod old_routes;
 mod operations;
@@ -171,6 +176,14 @@ async fn route(state: &Arc<AppState>, request: Request<Incoming>) -> Response<Bo
         let answer = webhook::handle(state, hook, request).await;
         state.webhooks.count(answer.status().as_u16());
         return answer;
+    }
+
+    // Read-only, with its own 405 (`Allow: GET, HEAD`).
+    if let Some(rest) = path.strip_prefix("/kernels") {
+        if rest.is_empty() || rest.starts_with('/') {
+            return kernels::handle(&config.kernel_directory, &method, request.headers(), rest)
+                .await;
+        }
     }
 
     if method == Method::POST {

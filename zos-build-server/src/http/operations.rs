@@ -3,6 +3,7 @@
 //! published artifacts of the local and binary directories, and their
 //! listing at `/artifacts/`).
 
+use super::files::{self, is_plain, Opened, MAX_LISTED};
 use super::old_routes::internal;
 use super::response::{self, Body};
 use crate::state::AppState;
@@ -44,55 +45,11 @@ pub async fn metrics(state: &AppState) -> Response<Body> {
     }
 }
 
-/// The most entries `/artifacts/` reads from each directory: a listing is
-/// a page for people, not a dump of a directory of any size.
-pub const MAX_LISTED: usize = 10_000;
-
-/// Whether `name` is a plain file name made by `artifact_name` or
-/// `link_name`: nothing that could leave a directory.
-fn is_plain(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
-/// Where a published name is: the local artifacts directory first, then the
-/// binary directory, whose moving links (`<…>.flist`) are followed one step
-/// to the file they name in the same directory. Never follows any other
-/// link: a name that is a link elsewhere, or to a link, is not served.
-async fn locate(state: &AppState, name: &str) -> std::io::Result<Option<std::path::PathBuf>> {
-    for dir in [
-        &state.config.artifacts_directory,
-        &state.config.binary_directory,
-    ] {
-        let path = dir.join(name);
-        let metadata = match tokio::fs::symlink_metadata(&path).await {
-            Ok(metadata) => metadata,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        if metadata.file_type().is_file() {
-            return Ok(Some(path));
-        }
-        if metadata.file_type().is_symlink() {
-            let target = tokio::fs::read_link(&path).await?;
-            let Some(target) = target.to_str().filter(|t| is_plain(t)) else {
-                return Ok(None);
-            };
-            let target = dir.join(target);
-            let regular = tokio::fs::symlink_metadata(&target)
-                .await
-                .is_ok_and(|m| m.file_type().is_file());
-            return Ok(regular.then_some(target));
-        }
-    }
-    Ok(None)
-}
-
 /// `GET /artifacts/<name>`: a published artifact (or the file a binary
-/// link points at), streamed.
+/// link points at), streamed. The local artifacts directory is looked in
+/// first, then the binary directory, each by the rule of [`files`]: a
+/// plain name, a regular file or a link followed one step to a file of the
+/// same directory, and nothing else.
 pub async fn artifact(state: &AppState, name: &str) -> Response<Body> {
     if name.is_empty() {
         return listing(state).await;
@@ -100,24 +57,26 @@ pub async fn artifact(state: &AppState, name: &str) -> Response<Body> {
     if !is_plain(name) {
         return response::not_found("no such artifact");
     }
-    let opened = match locate(state, name).await {
-        Ok(Some(path)) => tokio::fs::File::open(&path).await.map_err(|e| (path, e)),
-        Ok(None) => return response::not_found("no such artifact"),
-        Err(e) => Err((state.config.binary_directory.join(name), e)),
-    };
-    match opened {
-        Ok(file) => response::file(file, "application/octet-stream"),
-        Err((_, e)) if e.kind() == std::io::ErrorKind::NotFound => {
-            response::not_found("no such artifact")
-        }
-        Err((path, e)) => {
-            tracing::error!(path = %path.display(), error = %e, "cannot read an artifact");
-            response::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the artifact cannot be read",
-            )
+    for dir in [
+        &state.config.artifacts_directory,
+        &state.config.binary_directory,
+    ] {
+        match files::open(dir, name).await {
+            Ok(Opened::File { file, .. }) => {
+                return response::file(*file, "application/octet-stream")
+            }
+            Ok(Opened::Absent) => continue,
+            Ok(Opened::Refused) => break,
+            Err(e) => {
+                tracing::error!(path = %dir.join(name).display(), error = %e, "cannot read an artifact");
+                return response::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the artifact cannot be read",
+                );
+            }
         }
     }
+    response::not_found("no such artifact")
 }
 
 /// `GET /artifacts/`: the published files of the local and binary

@@ -11,7 +11,7 @@ use futures_util::Stream;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, LINK};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, LINK};
 use hyper::{Response, StatusCode};
 use std::path::Path;
 
@@ -64,6 +64,57 @@ pub fn file(file: tokio::fs::File, content_type: &'static str) -> Response<Body>
     streamed(
         tokio_util::io::ReaderStream::with_capacity(file, FILE_CHUNK),
         content_type,
+    )
+}
+
+/// The next `length` bytes of `file`, from where it stands (seek it
+/// first), streamed in [`FILE_CHUNK`] pieces as `content_type`, with their
+/// `Content-Length`: a part of a file is sent without reading the rest.
+pub fn file_part(file: tokio::fs::File, length: u64, content_type: &'static str) -> Response<Body> {
+    use tokio::io::AsyncReadExt;
+    let mut response = streamed(
+        tokio_util::io::ReaderStream::with_capacity(file.take(length), FILE_CHUNK),
+        content_type,
+    );
+    response
+        .headers_mut()
+        .insert(CONTENT_LENGTH, HeaderValue::from(length));
+    response
+}
+
+/// `time` as an HTTP date (RFC 9110's IMF-fixdate, always GMT), as in
+/// `Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT`; a time before 1970 is
+/// written as 1970's first second, one after 9999 as 9999's last.
+pub fn http_date(time: std::time::SystemTime) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    // At most the last second of 9999: the format has four digits.
+    let seconds = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        .min(253_402_300_799);
+    let days = seconds / 86_400;
+    let of_day = seconds % 86_400;
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm,
+    // in unsigned arithmetic: from 0000-03-01, eras of 400 years).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{}, {day:02} {} {year:04} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
+        of_day / 3600,
+        of_day / 60 % 60,
+        of_day % 60,
     )
 }
 
@@ -138,4 +189,35 @@ pub fn with_type(
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::http_date;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn http_dates_are_imf_fixdates_in_gmt() {
+        for (seconds, expected) in [
+            (0, "Thu, 01 Jan 1970 00:00:00 GMT"),
+            (784_111_777, "Sun, 06 Nov 1994 08:49:37 GMT"),
+            (951_782_400, "Tue, 29 Feb 2000 00:00:00 GMT"),
+            (1_709_164_800, "Thu, 29 Feb 2024 00:00:00 GMT"),
+            (4_107_455_999, "Sat, 27 Feb 2100 23:59:59 GMT"),
+            (253_402_300_799, "Fri, 31 Dec 9999 23:59:59 GMT"),
+        ] {
+            assert_eq!(
+                http_date(UNIX_EPOCH + Duration::from_secs(seconds)),
+                expected
+            );
+        }
+        assert_eq!(
+            http_date(UNIX_EPOCH - Duration::from_secs(5)),
+            "Thu, 01 Jan 1970 00:00:00 GMT"
+        );
+        assert_eq!(
+            http_date(UNIX_EPOCH + Duration::from_secs(300_000_000_000)),
+            "Fri, 31 Dec 9999 23:59:59 GMT"
+        );
+    }
 }

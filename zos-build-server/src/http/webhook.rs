@@ -19,7 +19,7 @@ use crate::state::{AppState, Trigger, TriggerError, Triggered};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::CONTENT_LENGTH;
+use hyper::header::{ACCEPT, CONTENT_LENGTH};
 use hyper::{Request, Response, StatusCode};
 use std::time::Duration;
 use zos_build_core::Enqueued;
@@ -57,27 +57,102 @@ struct Delivery {
 
 /// Answers a webhook request.
 pub async fn handle(state: &AppState, hook: Hook, request: Request<Incoming>) -> Response<Body> {
+    // The kernel hook answers the old service's words, or JSON when asked.
+    let wants_json = request
+        .headers()
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/json"));
     let delivery = match receive(state, request).await {
         Ok(delivery) => delivery,
         Err(response) => return response,
     };
-    match delivery.event.as_str() {
-        "ping" => return response::text(StatusCode::OK, "PONG"),
-        "push" => {}
-        other => return response::ignored(format!("event {other:?} is not handled")),
+    match (delivery.event.as_str(), hook) {
+        ("ping", Hook::Kernel) => return kernel_answer(wants_json, "OK", None),
+        ("ping", _) => return response::text(StatusCode::OK, "PONG"),
+        ("push", _) => {}
+        (other, _) => return response::ignored(format!("event {other:?} is not handled")),
     }
     let push = match push::parse(&delivery.body) {
         Ok(push) => push,
         Err(message) => return response::error(StatusCode::BAD_REQUEST, message),
     };
     if push.deleted {
+        if hook == Hook::Kernel {
+            return kernel_answer(wants_json, "DELETED", None);
+        }
         return response::ignored(format!("{} was deleted: nothing to build", push.git_ref));
     }
     match hook {
         Hook::RepositoryPush => repository_push(state, delivery.id, push).await,
         Hook::MonitorUpdate => monitor_update(state, delivery.id, &push),
-        Hook::Kernel => response::ignored("kernel builds are not implemented yet"),
+        Hook::Kernel => kernel_push(state, delivery.id, push, wants_json).await,
     }
+}
+
+/// A push on a kernel target (`kernel-targets`): one build of the kernel
+/// pipeline for the pushed commit; a tag is a release build.
+async fn kernel_push(
+    state: &AppState,
+    delivery: Option<String>,
+    push: Push,
+    wants_json: bool,
+) -> Response<Body> {
+    let Some(target) = state.kernel_target(push.repository.as_str()).cloned() else {
+        return response::error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} is not a kernel target (see kernel-targets)",
+                push.repository
+            ),
+        );
+    };
+    let Some((kind, name)) = push.target() else {
+        return response::ignored(format!(
+            "{} is neither a branch nor a tag: nothing to build",
+            push.git_ref
+        ));
+    };
+    let Some(commit) = push.commit.clone() else {
+        return kernel_answer(wants_json, "DELETED", None);
+    };
+    let trigger = Trigger::push_of(
+        kind,
+        push.repository.clone(),
+        name,
+        commit,
+        push.commits.to_string(),
+        delivery,
+    );
+    match state.trigger_kernel(&target, trigger).await {
+        Ok(Triggered {
+            enqueued: Enqueued::Queued(records),
+            ..
+        }) => {
+            let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+            tracing::info!(repository = %push.repository, %kind, %name, builds = ?ids, "kernel push recorded");
+            kernel_answer(wants_json, "STARTED", Some(&ids))
+        }
+        Ok(_) => response::json(StatusCode::OK, &serde_json::json!({"status": "duplicate"})),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record a kernel push");
+            response::error(StatusCode::INTERNAL_SERVER_ERROR, "cannot record the push")
+        }
+    }
+}
+
+/// The kernel hook's answer: the old service's plain word (`OK`, `STARTED`,
+/// `DELETED`), or `{"status": "<word in lower case>", "builds": [...]}`
+/// when the request's `Accept` asks for JSON.
+fn kernel_answer(json: bool, word: &str, builds: Option<&[&str]>) -> Response<Body> {
+    if !json {
+        return response::text(StatusCode::OK, word.to_string());
+    }
+    let mut answer = serde_json::json!({"status": word.to_ascii_lowercase()});
+    if let Some(builds) = builds {
+        answer["builds"] = serde_json::json!(builds);
+    }
+    response::json(StatusCode::OK, &answer)
 }
 
 /// Reads the body (bounded) and checks the signature and the event header.
