@@ -108,6 +108,11 @@ pub struct Build {
     /// The published artifact's bare name (servers since the hub publisher).
     #[serde(default)]
     pub artifact_name: Option<String>,
+    /// Where the build's latest GitHub commit status is: `queued`, `sent`,
+    /// `retrying (429)`, `failed (401)`; None when it has none, or the
+    /// server is older than commit statuses.
+    #[serde(default)]
+    pub github: Option<String>,
 }
 
 impl Build {
@@ -115,6 +120,15 @@ impl Build {
     /// else `artifact` as sent.
     pub fn artifact_shown(&self) -> Option<&str> {
         self.artifact_name.as_deref().or(self.artifact.as_deref())
+    }
+
+    /// Where the build's commit status is, when it is worth saying: not
+    /// when it was sent (the normal case), nor when there is none.
+    pub fn github_pending(&self) -> Option<&str> {
+        self.github
+            .as_deref()
+            .map(str::trim)
+            .filter(|g| !g.is_empty() && *g != "sent")
     }
 }
 
@@ -186,6 +200,29 @@ mod tests {
         assert_eq!(build.status, BuildStatus::Queued);
         assert_eq!(build.started, None);
         assert_eq!(build.tag, None);
+        assert_eq!(build.github, None, "a server older than commit statuses");
+    }
+
+    #[test]
+    fn the_commit_status_is_worth_saying_until_it_is_sent() {
+        let github = |value: serde_json::Value| {
+            let build: Build =
+                serde_json::from_value(json!({"id": "a", "status": "success", "github": value}))
+                    .expect("reads");
+            build.github_pending().map(str::to_string)
+        };
+        assert_eq!(github(json!(null)), None);
+        assert_eq!(github(json!("sent")), None);
+        assert_eq!(github(json!("")), None);
+        assert_eq!(github(json!("queued")).as_deref(), Some("queued"));
+        assert_eq!(
+            github(json!("retrying (429)")).as_deref(),
+            Some("retrying (429)")
+        );
+        assert_eq!(
+            github(json!("failed (401)")).as_deref(),
+            Some("failed (401)")
+        );
     }
 
     #[test]

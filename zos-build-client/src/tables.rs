@@ -9,6 +9,11 @@
 //! characters from the server (an error message with a newline or an escape
 //! sequence) are shown as spaces. Widths count characters, which is the
 //! terminal's width for the text these fields hold.
+//!
+//! A build whose GitHub commit status is not sent yet (or was given up)
+//! says so after its artifact or error, `github: retrying (429)`, faint on
+//! a terminal like the other secondary text; it is part of the last column,
+//! so it is cut with it.
 
 use crate::builds::Build;
 use crate::clock;
@@ -65,8 +70,15 @@ fn fit(text: &str, width: usize) -> String {
     cut
 }
 
+/// One build's line: its cells, and where the note on its commit status
+/// begins in the detail cell (in characters), when it has one.
+struct Row {
+    cells: [String; 7],
+    note_at: Option<usize>,
+}
+
 /// The cells of one build's line.
-fn cells(build: &Build, now: f64) -> [String; 7] {
+fn row(build: &Build, now: f64) -> Row {
     let started = build
         .started
         .map(|t| clock::moment(t, now))
@@ -82,15 +94,27 @@ fn cells(build: &Build, now: f64) -> [String; 7] {
         .filter(|e| !e.is_empty())
         .or(build.artifact_shown())
         .unwrap_or("");
-    [
-        cell(&build.id),
-        cell(&build.name),
-        cell(build.tag.as_deref().unwrap_or("")),
-        cell(build.status.as_str()),
-        started,
-        duration,
-        cell(detail),
-    ]
+    let mut detail = cell(detail);
+    let mut note_at = None;
+    if let Some(github) = build.github_pending().map(cell) {
+        if !detail.is_empty() {
+            detail.push_str(&" ".repeat(GAP));
+        }
+        note_at = Some(width_of(&detail));
+        detail.push_str(&format!("github: {github}"));
+    }
+    Row {
+        cells: [
+            cell(&build.id),
+            cell(&build.name),
+            cell(build.tag.as_deref().unwrap_or("")),
+            cell(build.status.as_str()),
+            started,
+            duration,
+            detail,
+        ],
+        note_at,
+    }
 }
 
 /// The width of each shown column, for lines at most `limit` wide (when
@@ -132,16 +156,16 @@ fn layout(natural: [usize; 7], limit: Option<usize>) -> [Option<usize>; 7] {
 /// The table of `builds`, each line at most `width` characters when a width
 /// is given (and a table fits at all), ending with a newline.
 pub fn render(builds: &[Build], width: Option<usize>, now: f64, colour: bool) -> String {
-    let rows: Vec<[String; 7]> = builds.iter().map(|b| cells(b, now)).collect();
+    let rows: Vec<Row> = builds.iter().map(|b| row(b, now)).collect();
     let mut natural = HEADERS.map(width_of);
     for row in &rows {
-        for (n, text) in natural.iter_mut().zip(row) {
+        for (n, text) in natural.iter_mut().zip(&row.cells) {
             *n = (*n).max(width_of(text));
         }
     }
     let widths = layout(natural, width);
     let last_shown = widths.iter().rposition(Option::is_some).unwrap_or(0);
-    let line = |texts: [&str; 7], status: Option<&Build>| {
+    let line = |texts: [&str; 7], status: Option<&Build>, note_at: Option<usize>| {
         let mut out = String::new();
         for (column, text) in texts.iter().enumerate() {
             let Some(w) = widths[column] else { continue };
@@ -162,6 +186,18 @@ pub fn render(builds: &[Build], width: Option<usize>, now: f64, colour: bool) ->
                         true,
                     ));
                 }
+                // The note on the commit status, faint, as far as it shows.
+                Some(_) if column == DETAIL && colour => match note_at {
+                    Some(at) if at < width_of(&fitted) => {
+                        let split = fitted
+                            .char_indices()
+                            .nth(at)
+                            .map_or(fitted.len(), |(i, _)| i);
+                        out.push_str(&fitted[..split]);
+                        out.push_str(&style::paint(&fitted[split..], style::DIM, true));
+                    }
+                    _ => out.push_str(&fitted),
+                },
                 _ => out.push_str(&fitted),
             }
             out.push_str(&pad);
@@ -170,19 +206,21 @@ pub fn render(builds: &[Build], width: Option<usize>, now: f64, colour: bool) ->
         out.push('\n');
         out
     };
-    let mut out = line(HEADERS, None);
+    let mut out = line(HEADERS, None, None);
     for (row, build) in rows.iter().zip(builds) {
+        let cells = &row.cells;
         out.push_str(&line(
             [
-                &row[0],
-                &row[NAME],
-                &row[TAG],
-                &row[STATUS],
-                &row[STARTED],
-                &row[DURATION],
-                &row[DETAIL],
+                &cells[0],
+                &cells[NAME],
+                &cells[TAG],
+                &cells[STATUS],
+                &cells[STARTED],
+                &cells[DURATION],
+                &cells[DETAIL],
             ],
             Some(build),
+            row.note_at,
         ));
     }
     out
@@ -221,6 +259,23 @@ mod tests {
             {"id": "18f3c2a91b2-00000002", "status": "building", "name": "acme/widget/feature/a-much-longer-branch-name",
              "started": NOW - 65.0, "ended": null},
             {"id": "18f3c2a91b3-00000003", "status": "queued", "name": "a/b/c", "started": null},
+        ]))
+        .expect("stub reads")
+    }
+
+    /// Builds whose commit statuses are at every stage of their way.
+    fn with_statuses() -> Vec<Build> {
+        serde_json::from_value(json!([
+            {"id": "b-sent", "status": "success", "name": "o/r/m", "started": NOW - 60.0,
+             "ended": NOW - 30.0, "artifact": "o-r-m.tar.gz", "github": "sent"},
+            {"id": "b-retrying", "status": "success", "name": "o/r/m", "started": NOW - 60.0,
+             "ended": NOW - 30.0, "artifact": "o-r-m.tar.gz", "github": "retrying (429)"},
+            {"id": "b-failed", "status": "error", "name": "o/r/m", "started": NOW - 60.0,
+             "ended": NOW - 30.0, "error": "exit code 2", "github": "failed (401)"},
+            {"id": "b-queued", "status": "queued", "name": "o/r/m", "github": "queued"},
+            {"id": "b-none", "status": "success", "name": "o/r/m", "artifact": "x", "github": null},
+            {"id": "b-older-server", "status": "success", "name": "o/r/m", "artifact": "y"},
+            {"id": "b-odd", "status": "success", "name": "o/r/m", "github": "failed\n(\u{1b}[31m)"},
         ]))
         .expect("stub reads")
     }
@@ -304,6 +359,72 @@ mod tests {
             .replace(&style::DIM.to_string(), "")
             .replace(&style::RESET.to_string(), "");
         assert_eq!(stripped, plain);
+    }
+
+    #[test]
+    fn a_commit_status_not_sent_is_said_after_the_detail() {
+        let table = render(&with_statuses(), None, NOW, false);
+        let line = |id: &str| {
+            table
+                .lines()
+                .find(|l| l.starts_with(id))
+                .unwrap_or_else(|| panic!("{id} in {table}"))
+                .to_string()
+        };
+        assert!(
+            line("b-retrying").ends_with("o-r-m.tar.gz  github: retrying (429)"),
+            "{table}"
+        );
+        assert!(
+            line("b-failed").ends_with("exit code 2  github: failed (401)"),
+            "{table}"
+        );
+        assert!(
+            line("b-queued").ends_with("  github: queued"),
+            "no detail: the note alone: {table}"
+        );
+        assert!(line("b-sent").ends_with("o-r-m.tar.gz"), "{table}");
+        assert!(line("b-none").ends_with("  x"), "{table}");
+        assert!(line("b-older-server").ends_with("  y"), "{table}");
+        assert!(
+            line("b-odd").ends_with("github: failed ( [31m)"),
+            "one line, no escape from the server: {table:?}"
+        );
+        assert_eq!(table.matches("github:").count(), 4, "{table}");
+        assert!(!table.contains('\u{1b}'), "plain without colour: {table:?}");
+
+        // On a terminal the note is faint, the rest as before.
+        let coloured = render(&with_statuses(), None, NOW, true);
+        assert!(
+            coloured.contains(&format!(
+                "o-r-m.tar.gz  {}github: retrying (429){}",
+                style::DIM,
+                style::RESET
+            )),
+            "{coloured:?}"
+        );
+        let stripped = coloured
+            .replace(&style::GREEN.to_string(), "")
+            .replace(&style::RED.to_string(), "")
+            .replace(&style::DIM.to_string(), "")
+            .replace(&style::RESET.to_string(), "");
+        assert_eq!(stripped, table);
+
+        // Cut with the last column, faint as far as it shows, never wider
+        // than the terminal.
+        for width in 40..=120 {
+            let plain = render(&with_statuses(), Some(width), NOW, false);
+            let coloured = render(&with_statuses(), Some(width), NOW, true);
+            for (n, w) in widths(&plain).into_iter().enumerate() {
+                assert!(w <= width, "line {n} is {w} wide at {width}:\n{plain}");
+            }
+            let stripped = coloured
+                .replace(&style::GREEN.to_string(), "")
+                .replace(&style::RED.to_string(), "")
+                .replace(&style::DIM.to_string(), "")
+                .replace(&style::RESET.to_string(), "");
+            assert_eq!(stripped, plain, "{width}");
+        }
     }
 
     #[test]

@@ -198,6 +198,7 @@ impl Reloader {
         };
         let mut build = NewBuild::new(&repository, "", commit.clone().unwrap_or_default(), "", "");
         build.name = RELOADER_NAME.to_string();
+        build.pipeline = zos_build_core::history::Pipeline::Reload;
         // A push of a commit loaded within `replay-window` is a replay.
         let window = commit.as_ref().map(|_| self.config.replay_window);
         let record = match self

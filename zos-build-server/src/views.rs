@@ -47,14 +47,26 @@
 //! so that neither the reads nor the answer grow with the logs, and a long
 //! page cannot be made large by long lines. [`MONITOR_READS`] logs are
 //! read at a time.
+//!
+//! ## `github`
+//!
+//! Where the build's latest commit status is on its way to GitHub (the
+//! history's outbox, [`History::status_deliveries`]): `null` when the build
+//! has none (no `github-token`, or a build of no GitHub commit), else
+//! `queued`, `sent`, `retrying (<code>)` or `failed (<code>)`, the code being
+//! the sender's short word for the last error (`429`, `502`, `401`,
+//! `unavailable`). Every list reads its builds' deliveries in one call, so a
+//! page of 500 costs one more query, not 500 ([`deliveries`]).
 
 use crate::config::Config;
 use crate::live::{read_log, Live, LiveEvent};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::path::Path;
 use zos_build_core::history::is_valid_build_id;
 use zos_build_core::history::legacy::old_artifact;
+use zos_build_core::history::StatusDelivery;
 use zos_build_core::{ArtifactKind, BuildRecord, History, HistoryError};
 
 /// Entries of `/build/history` and of the websocket's `history` frame.
@@ -69,6 +81,8 @@ pub const MONITOR_TAIL_BYTES: u64 = 16 * 1024;
 pub const MONITOR_LIST_BYTES: u64 = 1024 * 1024;
 /// Logs read at once to fill the `monitor` of a list of builds.
 pub const MONITOR_READS: usize = 8;
+/// The most characters of the error code shown in `github`.
+const GITHUB_CODE_CHARS: usize = 32;
 
 /// What the JSON says of a build's artifact (see the module's documentation).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,10 +152,46 @@ fn is_served_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// `github` of a build whose latest commit status is `delivery`: `queued`,
+/// `sent`, `retrying (429)`, `failed (401)` (the code is what the last error
+/// says before its first `:`).
+pub fn github_text(delivery: &StatusDelivery) -> String {
+    let code = delivery
+        .last_error
+        .as_deref()
+        .map(|error| error.split(':').next().unwrap_or(error).trim())
+        .filter(|code| !code.is_empty())
+        .map(|code| code.chars().take(GITHUB_CODE_CHARS).collect::<String>());
+    match (delivery.delivery.as_str(), code) {
+        (word @ ("retrying" | "failed"), Some(code)) => format!("{word} ({code})"),
+        (word, _) => word.to_string(),
+    }
+}
+
+/// The commit status deliveries of `records`, keyed by build id, read in
+/// one call (builds without a status are not in it).
+pub async fn deliveries(
+    history: &History,
+    records: &[BuildRecord],
+) -> Result<HashMap<String, StatusDelivery>, HistoryError> {
+    if records.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    history.status_deliveries(ids).await
+}
+
 /// The fields the old service sent for a running build, plus `id` and
-/// `baseimage` (which the old one sent in the history only), and the
-/// artifact's own fields.
-pub fn status_entry(record: &BuildRecord, monitor: String) -> Value {
+/// `baseimage` (which the old one sent in the history only), the
+/// artifact's own fields, and `github` from the build's latest commit
+/// status (`delivery`; null without one).
+pub fn status_entry(
+    record: &BuildRecord,
+    monitor: String,
+    delivery: Option<&StatusDelivery>,
+) -> Value {
     let commits: Value = serde_json::from_str(&record.commits).unwrap_or_else(|_| json!([]));
     let docker = match &record.container_id {
         Some(id) => id.chars().take(10).collect::<String>(),
@@ -166,43 +216,72 @@ pub fn status_entry(record: &BuildRecord, monitor: String) -> Value {
         "link": record.link,
         "tag": record.tag,
         "baseimage": record.baseimage,
+        "github": delivery.map(github_text),
     })
 }
 
 /// A build as the JSON API (`/api/builds`) lists it: the history's shape,
 /// with an empty `monitor` (its clients read the log itself).
-pub fn history_entry(record: &BuildRecord) -> Value {
-    status_entry(record, String::new())
+pub fn history_entry(record: &BuildRecord, delivery: Option<&StatusDelivery>) -> Value {
+    status_entry(record, String::new(), delivery)
 }
 
-/// `records` as a JSON array of [`history_entry`].
-pub fn history_list(records: &[BuildRecord]) -> Value {
-    Value::Array(records.iter().map(history_entry).collect())
+/// One build as `/api/builds/<id>` shows it: [`history_entry`] with its
+/// commit status read from `history`.
+pub async fn build_entry(history: &History, record: &BuildRecord) -> Result<Value, HistoryError> {
+    let deliveries = deliveries(history, std::slice::from_ref(record)).await?;
+    Ok(history_entry(record, deliveries.get(&record.id)))
+}
+
+/// `records` as a JSON array of [`history_entry`], their commit statuses
+/// read from `history` at once.
+pub async fn history_list(
+    history: &History,
+    records: &[BuildRecord],
+) -> Result<Value, HistoryError> {
+    let deliveries = deliveries(history, records).await?;
+    Ok(Value::Array(
+        records
+            .iter()
+            .map(|record| history_entry(record, deliveries.get(&record.id)))
+            .collect(),
+    ))
 }
 
 /// `records` as a JSON array of history entries, each with the last lines
 /// of its log in `monitor` (as `/build/history` and the websocket's
-/// `history` frame show them).
-pub async fn history_list_with_monitor(records: &[BuildRecord], config: &Config) -> Value {
+/// `history` frame show them), their commit statuses read from `history`
+/// at once.
+pub async fn history_list_with_monitor(
+    history: &History,
+    records: &[BuildRecord],
+    config: &Config,
+) -> Result<Value, HistoryError> {
+    let deliveries = deliveries(history, records).await?;
     let share = MONITOR_LIST_BYTES / u64::try_from(records.len().max(1)).unwrap_or(u64::MAX);
     let tail = share.min(MONITOR_TAIL_BYTES);
     // The futures made first, so that the stream's type holds no closure
     // (a closure's lifetimes would keep the spawned tasks from being `Send`).
     let entries: Vec<_> = records
         .iter()
-        .map(|record| entry_with_monitor(config, record, tail))
+        .map(|record| entry_with_monitor(config, record, tail, deliveries.get(&record.id)))
         .collect();
     let entries = futures_util::stream::iter(entries)
         .buffered(MONITOR_READS)
         .collect()
         .await;
-    Value::Array(entries)
+    Ok(Value::Array(entries))
 }
 
 /// `record` as the history shows it, with the last lines of its log, read
-/// from its last `tail` bytes.
-async fn entry_with_monitor(config: &Config, record: &BuildRecord, tail: u64) -> Value {
-    status_entry(record, monitor(config, record, tail).await)
+/// from its last `tail` bytes, and `github` from `delivery`.
+async fn entry_with_monitor(
+    config: &Config,
+    record: &BuildRecord,
+    tail: u64,
+    delivery: Option<&StatusDelivery>,
+) -> Value {
+    status_entry(record, monitor(config, record, tail).await, delivery)
 }
 
 /// The last lines of `record`'s log, from its last `tail` bytes.
@@ -216,11 +295,16 @@ async fn monitor(config: &Config, record: &BuildRecord, tail: u64) -> String {
 /// Queued and running builds, keyed by id, with the last lines of each log.
 pub async fn status(history: &History, config: &Config) -> Result<Value, HistoryError> {
     let active = history.active().await?;
+    let deliveries = deliveries(history, &active).await?;
     let mut object = serde_json::Map::new();
     for record in &active {
         object.insert(
             record.id.clone(),
-            status_entry(record, monitor(config, record, MONITOR_TAIL_BYTES).await),
+            status_entry(
+                record,
+                monitor(config, record, MONITOR_TAIL_BYTES).await,
+                deliveries.get(&record.id),
+            ),
         );
     }
     Ok(Value::Object(object))
@@ -229,7 +313,7 @@ pub async fn status(history: &History, config: &Config) -> Result<Value, History
 /// The latest finished builds, newest first, with their last lines.
 pub async fn history(history: &History, config: &Config) -> Result<Value, HistoryError> {
     let records = history.finished(0, HISTORY_LENGTH).await?;
-    Ok(history_list_with_monitor(&records, config).await)
+    history_list_with_monitor(history, &records, config).await
 }
 
 /// A websocket frame `{"event": event, "payload": payload}`.
@@ -286,7 +370,8 @@ pub async fn announce(history: &History, config: &Config, live: &Live, history_c
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zos_build_core::history::{Enqueued, ImportedBuild, NewBuild};
+    use zos_build_core::history::statuses::now_ms;
+    use zos_build_core::history::{Enqueued, ImportedBuild, NewBuild, NewStatus, StatusState};
     use zos_build_core::{BuildStatus, BuildUpdate};
 
     const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -381,11 +466,11 @@ mod tests {
         ];
         for (update, expected) in cases {
             let record = finished(&history, update).await;
-            let entry = history_entry(&record);
+            let entry = history_entry(&record, None);
             assert_eq!(artifact_fields(&entry), expected, "{record:?}");
             // The same in /build/status's shape.
             assert_eq!(
-                artifact_fields(&status_entry(&record, "x".into())),
+                artifact_fields(&status_entry(&record, "x".into(), None)),
                 expected
             );
         }
@@ -448,7 +533,7 @@ mod tests {
             let record = history.get(&id).await.unwrap().unwrap();
             assert_eq!(record.artifact_kind, None);
             assert_eq!(
-                artifact_fields(&history_entry(&record)),
+                artifact_fields(&history_entry(&record, None)),
                 expected,
                 "{stored}"
             );
@@ -457,7 +542,7 @@ mod tests {
             let mut with_kind = record.clone();
             with_kind.artifact_kind = old_artifact(&stored).map(|(kind, _)| kind);
             assert_eq!(
-                artifact_fields(&history_entry(&with_kind)),
+                artifact_fields(&history_entry(&with_kind, None)),
                 expected,
                 "{stored}"
             );
@@ -475,11 +560,11 @@ mod tests {
                     .published(ArtifactKind::Flist, "javascript:alert(1)", None),
             )
             .await;
-        assert_eq!(history_entry(&record)["artifact_url"], Value::Null);
+        assert_eq!(history_entry(&record, None)["artifact_url"], Value::Null);
         let mut odd = record.clone();
         odd.artifact_kind = Some(ArtifactKind::Local);
         odd.artifact = Some("a b.tar.gz".into());
-        let entry = history_entry(&odd);
+        let entry = history_entry(&odd, None);
         assert_eq!(entry["artifact"], "a b.tar.gz");
         assert_eq!(entry["artifact_url"], Value::Null);
     }
@@ -547,8 +632,11 @@ mod tests {
             "whole lines of the last {MONITOR_TAIL_BYTES} bytes, the cut one left out"
         );
         // The JSON API's entries and list carry no monitor.
-        assert_eq!(history_entry(&short)["monitor"], "");
-        assert_eq!(history_list(&[short])[0]["monitor"], "");
+        assert_eq!(history_entry(&short, None)["monitor"], "");
+        assert_eq!(
+            history_list(&history, &[short]).await.unwrap()[0]["monitor"],
+            ""
+        );
         // A single line longer than what is read is shown cut, not dropped.
         let one = finished(
             &history,
@@ -568,12 +656,172 @@ mod tests {
         // MONITOR_TAIL_BYTES each, 512 get 2 KiB each.
         for (count, each) in [(25, MONITOR_TAIL_BYTES), (512, 2048)] {
             let records = vec![one.clone(); count];
-            let list = history_list_with_monitor(&records, &config).await;
+            let list = history_list_with_monitor(&history, &records, &config)
+                .await
+                .unwrap();
             let list = list.as_array().unwrap();
             assert_eq!(list.len(), count);
             for entry in list {
                 assert_eq!(entry["monitor"], "y".repeat(each as usize - 1), "{count}");
             }
         }
+    }
+
+    /// Queues a status of build `id` in `history`'s outbox; its place.
+    async fn queue(history: &History, id: &str, state: StatusState) -> i64 {
+        let status = NewStatus::new(id, "acme/widget", COMMIT, "zos-build/build.sh", state, "x");
+        history.queue_status(status).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn github_says_where_the_latest_status_is_in_every_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!("data-directory: {}\n", dir.path().join("data").display());
+        let config = Config::from_yaml(&yaml, Path::new("test.yaml")).unwrap();
+        let history = History::open(config.history_path()).await.unwrap();
+        let done = || BuildUpdate::finished(BuildStatus::Success, None, None);
+        let later = now_ms() + 60_000;
+
+        // No status at all (no token, or a local build).
+        let none = finished(&history, done()).await;
+        // Retried, then sent: the old error is not shown.
+        let sent = finished(&history, done()).await;
+        let seq = queue(&history, &sent.id, StatusState::Pending).await;
+        history.status_retry(seq, later, "502").await.unwrap();
+        history.status_sent(seq).await.unwrap();
+        let seq = queue(&history, &sent.id, StatusState::Success).await;
+        history.status_sent(seq).await.unwrap();
+        // The latest one waits, an earlier one was sent.
+        let queued = finished(&history, done()).await;
+        let seq = queue(&history, &queued.id, StatusState::Pending).await;
+        history.status_sent(seq).await.unwrap();
+        queue(&history, &queued.id, StatusState::Success).await;
+        let retrying = finished(&history, done()).await;
+        let seq = queue(&history, &retrying.id, StatusState::Success).await;
+        history.status_retry(seq, later, "429").await.unwrap();
+        let failed = finished(&history, done()).await;
+        let seq = queue(&history, &failed.id, StatusState::Failure).await;
+        history
+            .status_failed(
+                seq,
+                "401: GitHub refused the token (HTTP 401: Bad credentials)",
+            )
+            .await
+            .unwrap();
+        let odd = finished(&history, done()).await;
+        let seq = queue(&history, &odd.id, StatusState::Error).await;
+        history.status_failed(seq, "not owner/name").await.unwrap();
+
+        let expected = json!({
+            none.id.clone(): null,
+            sent.id.clone(): "sent",
+            queued.id.clone(): "queued",
+            retrying.id.clone(): "retrying (429)",
+            failed.id.clone(): "failed (401)",
+            odd.id.clone(): "failed (not owner/name)",
+        });
+        let by_id = |list: &Value| -> Value {
+            let mut map = serde_json::Map::new();
+            for entry in list.as_array().unwrap() {
+                assert!(
+                    entry.as_object().unwrap().contains_key("github"),
+                    "github is always there, null or not: {entry}"
+                );
+                map.insert(
+                    entry["id"].as_str().unwrap().to_string(),
+                    entry["github"].clone(),
+                );
+            }
+            Value::Object(map)
+        };
+        let records = history.finished(0, 100).await.unwrap();
+        assert_eq!(records.len(), 6);
+        assert_eq!(
+            by_id(&self::history(&history, &config).await.unwrap()),
+            expected
+        );
+        assert_eq!(
+            by_id(&history_list(&history, &records).await.unwrap()),
+            expected
+        );
+        assert_eq!(
+            by_id(
+                &history_list_with_monitor(&history, &records, &config)
+                    .await
+                    .unwrap()
+            ),
+            expected
+        );
+        for record in &records {
+            assert_eq!(
+                build_entry(&history, record).await.unwrap()["github"],
+                expected[&record.id]
+            );
+        }
+        // Without the history's word, nothing is claimed.
+        assert_eq!(history_entry(&failed, None)["github"], Value::Null);
+
+        // A queued build in /build/status (and so the `status` frame).
+        let build = NewBuild::new("acme/widget", "next", COMMIT, "build.sh", "busybox");
+        let Enqueued::Queued(active) = history.enqueue(None, vec![build]).await.unwrap() else {
+            panic!("queued")
+        };
+        let other = NewBuild::new("acme/widget", "other", COMMIT, "build.sh", "busybox");
+        let Enqueued::Queued(plain) = history.enqueue(None, vec![other]).await.unwrap() else {
+            panic!("queued")
+        };
+        let seq = queue(&history, &active[0].id, StatusState::Pending).await;
+        history
+            .status_retry(seq, later, "unavailable")
+            .await
+            .unwrap();
+        let value = status(&history, &config).await.unwrap();
+        assert_eq!(value[&active[0].id]["github"], "retrying (unavailable)");
+        assert_eq!(value[&plain[0].id]["github"], Value::Null);
+        assert!(value[&plain[0].id]
+            .as_object()
+            .unwrap()
+            .contains_key("github"));
+
+        // An empty list asks nothing.
+        assert_eq!(history_list(&history, &[]).await.unwrap(), json!([]));
+    }
+
+    #[tokio::test]
+    async fn a_page_of_500_shows_the_status_of_each_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = History::open(dir.path().join("h.db")).await.unwrap();
+        let builds: Vec<NewBuild> = (0..500)
+            .map(|i| {
+                NewBuild::new(
+                    "acme/widget",
+                    format!("b{i}"),
+                    COMMIT,
+                    "build.sh",
+                    "busybox",
+                )
+            })
+            .collect();
+        let Enqueued::Queued(records) = history.enqueue(None, builds).await.unwrap() else {
+            panic!("queued")
+        };
+        for record in records.iter().step_by(2) {
+            queue(&history, &record.id, StatusState::Pending).await;
+        }
+        let found = deliveries(&history, &records).await.unwrap();
+        assert_eq!(found.len(), 250);
+        let list = history_list(&history, &records).await.unwrap();
+        let shown = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["github"] == "queued")
+            .count();
+        assert_eq!(shown, 250);
+        // Duplicates are asked once and shown each time.
+        let twice = [records[0].clone(), records[0].clone()];
+        let list = history_list(&history, &twice).await.unwrap();
+        assert_eq!(list[0]["github"], "queued");
+        assert_eq!(list[1]["github"], "queued");
     }
 }

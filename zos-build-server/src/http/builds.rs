@@ -101,10 +101,10 @@ pub async fn list(state: &AppState, query: Option<&str>) -> Response<Body> {
                     .unwrap_or_default();
                 format!("/api/builds?{name}limit={limit}&before={}", last.id)
             });
-            response::with_next(
-                response::json(StatusCode::OK, &views::history_list(&records)),
-                next,
-            )
+            match views::history_list(&state.history, &records).await {
+                Ok(list) => response::with_next(response::json(StatusCode::OK, &list), next),
+                Err(e) => internal(e),
+            }
         }
         Err(e) => internal(e),
     }
@@ -255,7 +255,10 @@ async fn record(state: &AppState, id: &str) -> Result<BuildRecord, Response<Body
 /// `GET /api/builds/<id>`: the build as the history shows it.
 pub async fn build(state: &AppState, id: &str) -> Response<Body> {
     match record(state, id).await {
-        Ok(record) => response::json(StatusCode::OK, &views::history_entry(&record)),
+        Ok(record) => match views::build_entry(&state.history, &record).await {
+            Ok(entry) => response::json(StatusCode::OK, &entry),
+            Err(e) => internal(e),
+        },
         Err(answer) => answer,
     }
 }

@@ -130,8 +130,10 @@ pub(super) async fn check_cursor(state: &AppState, before: Option<&str>) -> Opti
 }
 
 async fn history_list(state: &AppState, records: &[BuildRecord]) -> Response<Body> {
-    let list = views::history_list_with_monitor(records, &state.config).await;
-    response::json(StatusCode::OK, &list)
+    match views::history_list_with_monitor(&state.history, records, &state.config).await {
+        Ok(list) => response::json(StatusCode::OK, &list),
+        Err(e) => internal(e),
+    }
 }
 
 /// `GET /report/<id>`: the build's full log.
