@@ -400,6 +400,16 @@ impl Server {
         self.text(&what, response).await.map(drop)
     }
 
+    /// `DELETE /api/kernels/<target>/cache`: empties a kernel target's
+    /// build cache; true when there was one to remove.
+    pub async fn clear_cache(&self, target: &str) -> Result<bool, ApiError> {
+        let url = self.endpoint(&["api", "kernels", target, "cache"]);
+        let (what, response) = self.send(Method::DELETE, url, None, true, false).await?;
+        let text = self.text(&what, response).await?;
+        let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        Ok(answer["status"] == "cleared")
+    }
+
     /// The URL of the live websocket (`/buildio`), `ws:` or `wss:` after
     /// the server's own scheme.
     pub fn websocket_url(&self) -> Url {

@@ -8,7 +8,8 @@
 //! - `follow` ([`follow`], [`follow_all`]): a build's log, live, exiting
 //!   with the build's verdict; or every build's lines;
 //! - `status`, `history` ([`listing`], [`tables`]);
-//! - `trigger` ([`trigger`]) and `cancel` ([`cancel`]), with the admin token.
+//! - `trigger` ([`trigger`]), `cancel` ([`cancel`]) and `cache clear`
+//!   ([`cache`]), with the admin token.
 //!
 //! Below them: [`api`] speaks HTTP to the server, [`builds`] reads its
 //! build objects, [`reference`](mod@reference) finds the build a command names,
@@ -26,6 +27,7 @@ use clap::{Parser, Subcommand};
 
 mod api;
 mod builds;
+mod cache;
 mod cancel;
 mod clock;
 mod config_check;
@@ -55,7 +57,7 @@ struct Cli {
         value_name = "URL"
     )]
     server: String,
-    /// The server's admin token, for `trigger` and `cancel`.
+    /// The server's admin token, for `trigger`, `cancel` and `cache clear`.
     #[arg(long, global = true, env = "ZOS_BUILD_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// When to use colours: on a terminal (`auto`, unless NO_COLOR is set),
@@ -83,6 +85,9 @@ enum Command {
     Trigger(trigger::TriggerArgs),
     /// Cancel a queued or running build (needs the admin token).
     Cancel(cancel::CancelArgs),
+    /// Kernel build caches (needs the admin token).
+    #[command(subcommand)]
+    Cache(cache::CacheCommand),
 }
 
 /// Subcommands of `config`.
@@ -108,6 +113,7 @@ async fn run(cli: Cli) -> Result<Verdict, Failure> {
         Command::History(args) => listing::history(&server, &args, cli.color).await,
         Command::Trigger(args) => trigger::run(&server, &args, view()).await,
         Command::Cancel(args) => cancel::run(&server, &args).await,
+        Command::Cache(command) => cache::run(&server, &command).await,
     }
 }
 

@@ -110,6 +110,9 @@ struct Inner {
     /// Held while a push is recorded and submitted, so that submissions
     /// follow the order of the history.
     intake: tokio::sync::Mutex<()>,
+    /// One lock per kernel target: its builds share one cache volume, so
+    /// they run one at a time (builds of other targets and flists do not wait).
+    kernel_targets: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Parent of every build's token: cancelled on a shutdown that cancels.
     shutdown: CancellationToken,
     /// Cancelled on any shutdown: builds still waiting for a slot stay
@@ -150,6 +153,7 @@ impl Scheduler {
                 permits,
                 active: Mutex::new(HashMap::new()),
                 intake: tokio::sync::Mutex::new(()),
+                kernel_targets: Mutex::new(HashMap::new()),
                 shutdown: CancellationToken::new(),
                 closing: CancellationToken::new(),
                 tasks: TaskTracker::new(),
@@ -282,6 +286,12 @@ impl Scheduler {
         }
     }
 
+    /// The executor builds run on (for what only it can do: clearing a
+    /// build cache).
+    pub fn executor(&self) -> &Arc<dyn Executor> {
+        &self.inner.executor
+    }
+
     /// Whether build `id` is queued or running now.
     pub fn is_active(&self, id: &str) -> bool {
         self.inner
@@ -342,11 +352,36 @@ impl Inner {
     /// One build, from the queue to its end.
     async fn run(&self, record: BuildRecord, stop: Stop) {
         let id = record.id.as_str();
-        let permit = tokio::select! {
-            biased;
-            () = stop.token().cancelled() => None,
-            () = self.closing.cancelled() => None,
-            permit = self.permits.clone().acquire_owned() => permit.ok(),
+        // A kernel build first waits for its target's earlier builds (their
+        // shared cache), without holding a slot meanwhile.
+        let target_lock = match record.pipeline {
+            Pipeline::Kernel => {
+                let lock = self
+                    .kernel_targets
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry(record.repository.to_ascii_lowercase())
+                    .or_default()
+                    .clone();
+                tokio::select! {
+                    biased;
+                    () = stop.token().cancelled() => None,
+                    () = self.closing.cancelled() => None,
+                    guard = lock.lock_owned() => Some(guard),
+                }
+            }
+            _ => None,
+        };
+        let waited = record.pipeline != Pipeline::Kernel || target_lock.is_some();
+        let permit = if !waited {
+            None
+        } else {
+            tokio::select! {
+                biased;
+                () = stop.token().cancelled() => None,
+                () = self.closing.cancelled() => None,
+                permit = self.permits.clone().acquire_owned() => permit.ok(),
+            }
         };
         let Some(_permit) = permit else {
             let Some(reason) = stop.reason() else {

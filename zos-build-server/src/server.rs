@@ -271,6 +271,7 @@ pub async fn prepare(
             wake,
             state.github_statuses.clone(),
         )
+        .announcing(state.live.clone())
         .spawn(state.shutdown.clone());
     }
     if let Some(sweeper) = sweeper {

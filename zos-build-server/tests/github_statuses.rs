@@ -204,6 +204,19 @@ async fn each_build_script_has_its_context_going_pending_then_success_or_failure
         metrics.contains("zos_build_github_statuses_total{outcome=\"sent\"} 12"),
         "{metrics}"
     );
+    // Each build says where its status is.
+    let builds: serde_json::Value = h
+        .client
+        .get(h.url("/api/builds"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for build in builds.as_array().unwrap() {
+        assert_eq!(build["github"], "sent", "{build}");
+    }
     let all = [ids, failing].concat();
     h.stop_and_check_clean(&all).await;
 }
@@ -323,6 +336,18 @@ async fn a_401_is_said_once_and_never_retried() {
         metrics.contains("zos_build_github_statuses_total{outcome=\"failed\"} 6"),
         "{metrics}"
     );
+    let builds: serde_json::Value = h
+        .client
+        .get(h.url("/api/builds"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for build in builds.as_array().unwrap() {
+        assert_eq!(build["github"], "failed (401)", "{build}");
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     let output = h.server_output();

@@ -44,6 +44,11 @@ struct Kernels {
 
 impl Kernels {
     async fn start() -> Kernels {
+        Kernels::start_with("").await
+    }
+
+    /// [`Kernels::start`] with more configuration.
+    async fn start_with(more: &str) -> Kernels {
         common::kernel_executor().await;
         // Names no other test (or run) uses: images and volumes are the
         // daemon's, shared by every test.
@@ -56,7 +61,7 @@ impl Kernels {
              \x20 - {{repository: {base}, script: autobuild/build.sh, baseimage: {image}, commit-image: true}}\n\
              \x20 - {{repository: {dependent}, script: autobuild/build.sh, base-from: {base}}}\n",
             image = common::KERNEL_IMAGE
-        );
+        ) + more;
         let mut h = Harness::prepare(&extra).await;
         for repository in [&base, &dependent] {
             let repo = h.dir.path().join("git").join(repository);
@@ -558,4 +563,126 @@ impl Kernels {
             .unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
     }
+}
+
+const ADMIN: &str = "kernel-admin-token";
+
+#[tokio::test]
+async fn the_cache_persists_until_it_is_cleared_and_a_crash_leaves_nothing_behind() {
+    let _docker = DOCKER.lock().await;
+    let mut k = Kernels::start_with(&format!("admin-token: {ADMIN}\n")).await;
+    let base = k.base.clone();
+    let target = base.rsplit('/').next().unwrap().to_string();
+    let clear = |h: &Harness, token: Option<&str>| {
+        let mut request = h
+            .client
+            .delete(h.url(&format!("/api/kernels/{target}/cache")));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        request.send()
+    };
+    let first = k.commit(&base, "master", &[]);
+    let record = k.build(&base, "refs/heads/master", &first).await;
+    assert!(k.h.report(&record.id).await.contains("cache: run 1"));
+    let second = k.commit(&base, "master", &[]);
+    let record = k.build(&base, "refs/heads/master", &second).await;
+    assert!(
+        k.h.report(&record.id).await.contains("cache: run 2"),
+        "the second build sees the first's cache"
+    );
+
+    // Clearing needs the admin token.
+    assert_eq!(clear(&k.h, None).await.unwrap().status(), 401);
+    assert_eq!(clear(&k.h, Some("wrong")).await.unwrap().status(), 401);
+    let response = clear(&k.h, Some(ADMIN)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["status"], "cleared", "{answer}");
+    let answer: Value = clear(&k.h, Some(ADMIN))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["status"], "empty", "{answer}");
+    let unknown =
+        k.h.client
+            .delete(k.h.url("/api/kernels/nope/cache"))
+            .header("Authorization", format!("Bearer {ADMIN}"))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let third = k.commit(&base, "master", &[]);
+    let record = k.build(&base, "refs/heads/master", &third).await;
+    assert!(
+        k.h.report(&record.id).await.contains("cache: run 1"),
+        "a cleared cache starts again"
+    );
+
+    // kill -9 in the middle of a kernel build: after the restart the build
+    // is interrupted, and neither its container nor an image of it is left.
+    k.h.server.take().unwrap().stop().await;
+    let mut child =
+        k.h.spawn_binary(env!("CARGO_BIN_EXE_zos-build-server"))
+            .await;
+    let repo = k.repo(&base);
+    std::fs::write(
+        repo.join("autobuild/build.sh"),
+        "echo 'slow kernel: started'\nsleep 60\n",
+    )
+    .unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "slow"]);
+    let slow = git(&repo, &["rev-parse", "HEAD"]);
+    let (status, body) = k
+        .push("/hook/kernel", &base, "refs/heads/master", &slow, true)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    let id = answer["builds"][0].as_str().unwrap().to_string();
+    k.h.wait_for_line(&id, "slow kernel: started").await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let executor = k.executor().await;
+    assert_eq!(
+        common::containers_of(&executor, &id).await.len(),
+        1,
+        "the killed server left its container"
+    );
+    k.h.restart(true).await;
+    let record = k.h.record(&id).await;
+    assert_eq!(record.status, BuildStatus::Error, "{record:?}");
+    assert_eq!(record.error.as_deref(), Some("interrupted by restart"));
+    common::assert_no_container(&executor, &id).await;
+    let images = executor
+        .docker()
+        .list_images(Some(bollard::query_parameters::ListImagesOptions {
+            all: true,
+            filters: Some(std::collections::HashMap::from([(
+                "label".to_string(),
+                vec![format!("{}={id}", zos_build_core::docker::LABEL_BUILD_ID)],
+            )])),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    assert!(
+        images.is_empty(),
+        "no image of the interrupted build: {images:?}"
+    );
+
+    k.remove_images().await;
+    let ids: Vec<String> =
+        k.h.server()
+            .state
+            .history
+            .recent(None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|b| b.id)
+            .collect();
+    k.h.stop_and_check_clean(&ids).await;
 }

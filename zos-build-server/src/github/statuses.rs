@@ -21,6 +21,7 @@
 //! their `error` at the next start ([`Statuses::interrupted`]).
 
 use super::client::{GitHub, GitHubError};
+use crate::live::Live;
 use crate::metrics::StatusCounters;
 use async_trait::async_trait;
 use reqwest::Method;
@@ -153,6 +154,9 @@ pub struct Sender {
     github: GitHub,
     wake: Arc<Notify>,
     counters: Arc<StatusCounters>,
+    /// Told when a status was delivered or given up, so that the pages'
+    /// `github` field follows.
+    live: Option<Arc<Live>>,
     /// What was already said in the server's log (a 401, a 404 per
     /// repository): said once, not once per status.
     said: Mutex<HashSet<String>>,
@@ -188,8 +192,16 @@ impl Sender {
             github,
             wake,
             counters,
+            live: None,
             said: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Announces every delivery on `live` (the monitor page and followers
+    /// show where each build's status is).
+    pub fn announcing(mut self, live: Arc<Live>) -> Sender {
+        self.live = Some(live);
+        self
     }
 
     /// Sends until `shutdown` is cancelled.
@@ -306,6 +318,9 @@ impl Sender {
         };
         if let Err(e) = recorded {
             tracing::error!(error = %e, "cannot record a commit status");
+        }
+        if let Some(live) = &self.live {
+            live.changed(false).await;
         }
         Next::Continue
     }

@@ -138,6 +138,51 @@ fn refusal(state: &AppState, request: &Request<Incoming>) -> Option<Response<Bod
     }
 }
 
+/// `DELETE /api/kernels/<target>/cache`: empties the build cache of kernel
+/// target `<target>` (its repository's name), removing its volume; the next
+/// build starts from nothing. 409 while a build uses it.
+pub async fn clear_cache(
+    state: &AppState,
+    target: &str,
+    request: &Request<Incoming>,
+) -> Response<Body> {
+    if let Some(refused) = refusal(state, request) {
+        return refused;
+    }
+    let Some(target) = state
+        .config
+        .kernel_targets
+        .iter()
+        .find(|t| t.name() == target)
+    else {
+        return response::not_found(format!("no kernel target {target:?}"));
+    };
+    let Some(scheduler) = &state.scheduler else {
+        return response::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this server runs no builds, and has no build cache",
+        );
+    };
+    let volume = target.cache_volume();
+    match scheduler.executor().remove_cache(&volume).await {
+        Ok(removed) => {
+            tracing::info!(%volume, removed, "kernel build cache cleared");
+            response::json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "status": if removed { "cleared" } else { "empty" },
+                    "target": target.name(),
+                    "volume": volume,
+                }),
+            )
+        }
+        Err(e) => {
+            tracing::warn!(%volume, error = %e, "cannot clear a kernel build cache");
+            response::error(StatusCode::CONFLICT, e.to_string())
+        }
+    }
+}
+
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TriggerRequest {

@@ -197,6 +197,14 @@ async fn route(state: &Arc<AppState>, request: Request<Incoming>) -> Response<Bo
             return builds::cancel(state, id, request).await;
         }
     }
+    if method == Method::DELETE {
+        if let Some(target) = path
+            .strip_prefix("/api/kernels/")
+            .and_then(|rest| rest.strip_suffix("/cache"))
+        {
+            return builds::clear_cache(state, target, &request).await;
+        }
+    }
     if method != Method::GET && method != Method::HEAD {
         return response::error(StatusCode::METHOD_NOT_ALLOWED, "only GET is allowed here");
     }
