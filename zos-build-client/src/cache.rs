@@ -41,7 +41,10 @@ pub async fn run(server: &Server, command: &CacheCommand) -> Result<Verdict, Fai
         }
         // A build uses the cache now: try again once it has ended.
         Err(e) if e.status() == Some(StatusCode::CONFLICT) => {
-            eprintln!("zos-build-client: the cache of {} was not cleared: {e}", args.target);
+            eprintln!(
+                "zos-build-client: the cache of {} was not cleared: {e}",
+                args.target
+            );
             Ok(Verdict::Negative)
         }
         Err(e) => Err(e.into()),

@@ -653,3 +653,64 @@ async fn follow_all_prefixes_every_line_with_the_build_name_until_ctrl_c() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn cache_clear_empties_a_kernel_targets_build_cache_with_the_admin_token() {
+    let _docker = DOCKER.lock().await;
+    // A kernel target of a name no other run uses; its cache volume made by
+    // a build of the server's own instance (as a kernel build makes it).
+    let target = format!("k-client-{}", std::process::id());
+    let h = Harness(
+        support::Harness::start(&format!(
+            "admin-token: {TOKEN}\nkernel-targets:\n  - {{repository: acme/{target}, script: b.sh}}\n"
+        ))
+        .await,
+    );
+    let instance = zos_build_server::server::instance_name(&h.0.config.data_directory);
+    let executor = support::common::executor().await.with_instance(instance);
+    let volume = format!("zos-build-cache-{target}");
+    let spec = zos_build_core::BuildSpec::new(
+        format!("cache-{target}"),
+        support::common::IMAGE,
+        zos_build_core::Command::Exec(vec!["sh".into(), "-c".into(), "echo x > /cache/x".into()]),
+    )
+    .cache_volume(volume.as_str(), "/cache");
+    let mut sink = zos_build_core::sink::VecSink::default();
+    use zos_build_core::Executor;
+    let outcome = executor
+        .run(&spec, &mut sink, &zos_build_core::CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(outcome.succeeded(), "{outcome:?}");
+
+    let refused = h.client(&["cache", "clear", &target]).await;
+    assert_eq!(refused.status.code(), Some(2), "{}", describe(&refused));
+    assert!(
+        contains(&refused.stderr, "admin token"),
+        "{}",
+        describe(&refused)
+    );
+    let cleared = h
+        .client(&["--token", TOKEN, "cache", "clear", &target])
+        .await;
+    assert_eq!(cleared.status.code(), Some(0), "{}", describe(&cleared));
+    assert!(
+        contains(&cleared.stdout, &format!("build cache of {target} cleared")),
+        "{}",
+        describe(&cleared)
+    );
+    assert!(
+        executor.docker().inspect_volume(&volume).await.is_err(),
+        "the volume is gone"
+    );
+    let again = h
+        .client(&["--token", TOKEN, "cache", "clear", &target])
+        .await;
+    assert_eq!(again.status.code(), Some(0), "{}", describe(&again));
+    assert!(contains(&again.stdout, "was empty"), "{}", describe(&again));
+    let unknown = h
+        .client(&["--token", TOKEN, "cache", "clear", "nope"])
+        .await;
+    assert_ne!(unknown.status.code(), Some(0), "{}", describe(&unknown));
+    h.stop().await;
+}
