@@ -18,8 +18,12 @@ pub enum BuildStatus {
     Queued,
     /// Fetching the source, pulling the base image.
     Initializing,
+    /// A kernel build's `initializing` (the old kernel pipeline's word).
+    Preparing,
     /// The build script runs.
     Building,
+    /// A kernel build's container is committed as its base image.
+    Committing,
     /// Finished, artifact published.
     Success,
     /// Finished with an error.
@@ -36,7 +40,9 @@ impl BuildStatus {
         match name {
             "queued" => BuildStatus::Queued,
             "initializing" => BuildStatus::Initializing,
+            "preparing" => BuildStatus::Preparing,
             "building" => BuildStatus::Building,
+            "committing" => BuildStatus::Committing,
             "success" => BuildStatus::Success,
             "error" => BuildStatus::Error,
             "cancelled" => BuildStatus::Cancelled,
@@ -49,7 +55,9 @@ impl BuildStatus {
         match self {
             BuildStatus::Queued => "queued",
             BuildStatus::Initializing => "initializing",
+            BuildStatus::Preparing => "preparing",
             BuildStatus::Building => "building",
+            BuildStatus::Committing => "committing",
             BuildStatus::Success => "success",
             BuildStatus::Error => "error",
             BuildStatus::Cancelled => "cancelled",
@@ -68,7 +76,10 @@ impl BuildStatus {
     /// Whether nothing of the build script has run yet: the time a spinner
     /// is shown.
     pub fn is_waiting(&self) -> bool {
-        matches!(self, BuildStatus::Queued | BuildStatus::Initializing)
+        matches!(
+            self,
+            BuildStatus::Queued | BuildStatus::Initializing | BuildStatus::Preparing
+        )
     }
 }
 
@@ -172,7 +183,9 @@ mod tests {
         for name in [
             "queued",
             "initializing",
+            "preparing",
             "building",
+            "committing",
             "success",
             "error",
             "cancelled",

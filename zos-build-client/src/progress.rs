@@ -19,7 +19,7 @@ pub fn waiting_line(frame: usize, id: &str, status: &BuildStatus, waited: Durati
     let glyph = FRAMES[frame % FRAMES.len()];
     let what = match status {
         BuildStatus::Queued => "is queued, waiting for a free slot",
-        BuildStatus::Initializing => "is preparing (source, base image)",
+        BuildStatus::Initializing | BuildStatus::Preparing => "is preparing (source, base image)",
         _ => "is starting",
     };
     format!(

@@ -88,8 +88,11 @@ pub fn status_colour(status: &BuildStatus) -> Style {
         BuildStatus::Success => GREEN,
         BuildStatus::Error => RED,
         BuildStatus::Cancelled => YELLOW,
-        BuildStatus::Building => CYAN,
-        BuildStatus::Queued | BuildStatus::Initializing | BuildStatus::Other(_) => DIM,
+        BuildStatus::Building | BuildStatus::Committing => CYAN,
+        BuildStatus::Queued
+        | BuildStatus::Initializing
+        | BuildStatus::Preparing
+        | BuildStatus::Other(_) => DIM,
     }
 }
 
