@@ -128,7 +128,7 @@ struct ActiveBuild {
 
 impl Scheduler {
     /// A scheduler running at most `config.max_concurrent_builds` builds at
-    /// once with `executor`, publishing with `publisher`, looking build
+    /// once with `executor`, publishing with `publishers`, telling `status`, looking build
     /// scripts up in `catalog` and recording everything in `history`.
     pub fn new(
         config: Config,
@@ -455,7 +455,14 @@ impl Inner {
                 }
                 ending
             }
-            Err(e) => JobEnding::error(e.to_string()),
+            Err(e) => {
+                // No log to write to: the build cannot run, and says so.
+                let ending = JobEnding::error(e.to_string());
+                self.status
+                    .ended(&job_info(&record), &ending, Duration::ZERO)
+                    .await;
+                ending
+            }
         };
         remove_work_directory(id, &work).await;
         let update = match &ending {

@@ -80,6 +80,12 @@ async fn statuses_of(
     }
 }
 
+/// The body of `GET path`.
+async fn text_of(h: &Harness, path: &str) -> String {
+    let response = h.client.get(h.url(path)).send().await.unwrap();
+    response.text().await.unwrap()
+}
+
 fn summary(statuses: &[StatusRecord]) -> Vec<(String, String)> {
     statuses
         .iter()
@@ -180,40 +186,17 @@ async fn each_build_script_has_its_context_going_pending_then_success_or_failure
         "/api/builds",
         "/metrics",
     ] {
-        let body = h
-            .client
-            .get(h.url(path))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let body = text_of(&h, path).await;
         assert!(!body.contains(TOKEN), "{path}: {body}");
     }
-    let metrics = h
-        .client
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = text_of(&h, "/metrics").await;
     assert!(
         metrics.contains("zos_build_github_statuses_total{outcome=\"sent\"} 12"),
         "{metrics}"
     );
     // Each build says where its status is.
-    let builds: serde_json::Value = h
-        .client
-        .get(h.url("/api/builds"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let builds: serde_json::Value =
+        serde_json::from_str(&text_of(&h, "/api/builds").await).unwrap();
     for build in builds.as_array().unwrap() {
         assert_eq!(build["github"], "sent", "{build}");
     }
@@ -282,15 +265,7 @@ async fn a_502_is_retried_and_a_429_waits_as_long_as_github_says() {
         Duration::from_secs(60),
     )
     .await;
-    let metrics = h
-        .client
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = text_of(&h, "/metrics").await;
     assert!(
         metrics.contains("zos_build_github_statuses_total{outcome=\"retried\"} 2"),
         "{metrics}"
@@ -323,28 +298,13 @@ async fn a_401_is_said_once_and_never_retried() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(github.requests().len(), 6, "a 401 is not retried");
     assert!(github.statuses(REPOSITORY, &commit).is_empty());
-    let metrics = h
-        .client
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = text_of(&h, "/metrics").await;
     assert!(
         metrics.contains("zos_build_github_statuses_total{outcome=\"failed\"} 6"),
         "{metrics}"
     );
-    let builds: serde_json::Value = h
-        .client
-        .get(h.url("/api/builds"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let builds: serde_json::Value =
+        serde_json::from_str(&text_of(&h, "/api/builds").await).unwrap();
     for build in builds.as_array().unwrap() {
         assert_eq!(build["github"], "failed (401)", "{build}");
     }

@@ -119,7 +119,6 @@ impl Kernels {
         commit: &str,
         json: bool,
     ) -> (u16, String) {
-        self.h.deliveries += 1;
         let body = serde_json::json!({
             "ref": git_ref,
             "after": commit,
@@ -127,9 +126,15 @@ impl Kernels {
             "repository": {"full_name": repository},
             "head_commit": {"id": commit, "message": "kernel"},
             "commits": [{"id": commit, "message": "kernel"}],
-        })
-        .to_string()
-        .into_bytes();
+        });
+        self.send(path, &body, json).await
+    }
+
+    /// Sends `body` as a signed push event to `path`, asking for JSON when
+    /// `json`; returns the status and the body.
+    async fn send(&mut self, path: &str, body: &Value, json: bool) -> (u16, String) {
+        self.h.deliveries += 1;
+        let body = body.to_string().into_bytes();
         let mut request = self
             .h
             .client
@@ -540,28 +545,11 @@ async fn the_kernel_hook_answers_the_old_words_and_refuses_other_repositories() 
 
 impl Kernels {
     async fn push_deleted(&mut self, repository: &str) -> (u16, String) {
-        self.h.deliveries += 1;
         let body = serde_json::json!({
             "ref": "refs/heads/gone", "after": "0".repeat(40), "deleted": true,
             "repository": {"full_name": repository},
-        })
-        .to_string()
-        .into_bytes();
-        let response = self
-            .h
-            .client
-            .post(self.h.url("/hook/kernel"))
-            .header("X-GitHub-Event", "push")
-            .header("X-GitHub-Delivery", format!("kernel-{}", self.h.deliveries))
-            .header(
-                "X-Hub-Signature-256",
-                signature::sign(SECRET.as_bytes(), &body),
-            )
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.text().await.unwrap())
+        });
+        self.send("/hook/kernel", &body, false).await
     }
 }
 
