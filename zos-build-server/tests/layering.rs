@@ -70,6 +70,11 @@ fn the_scheduler_and_the_reloader_sit_below_the_state() {
         let below = [
             "scheduler.rs",
             "reloader.rs",
+            "kernel.rs",
+            "github/mod.rs",
+            "github/client.rs",
+            "github/statuses.rs",
+            "github/hooks.rs",
             "live.rs",
             "catalog.rs",
             "config.rs",
