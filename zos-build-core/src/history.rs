@@ -605,8 +605,8 @@ impl History {
     }
 
     /// Like [`History::enqueue`], and also records nothing (answering
-    /// [`Enqueued::Duplicate`]) when a build of the same repository, branch
-    /// and commit is queued or running, or was queued less than
+    /// [`Enqueued::Duplicate`]) when a build of the same repository, branch,
+    /// commit and pipeline is queued or running, or was queued less than
     /// `replay_window` ago and not cancelled: a push delivered again under a
     /// new delivery id (a replay) starts nothing and cancels nothing.
     pub async fn enqueue_unless_replayed(
@@ -647,10 +647,16 @@ impl History {
                     .query_row(
                         "SELECT EXISTS (SELECT 1 FROM builds \
                          WHERE repository = ?1 AND branch = ?2 AND commit_sha = ?3 \
-                         AND status != 'cancelled' \
+                         AND pipeline = ?5 AND status != 'cancelled' \
                          AND (status IN ('queued', 'initializing', 'preparing', 'building', \
                          'committing') OR queued >= ?4))",
-                        params![first.repository, first.branch, first.commit, since],
+                        params![
+                            first.repository,
+                            first.branch,
+                            first.commit,
+                            since,
+                            first.pipeline.as_str()
+                        ],
                         |row| row.get(0),
                     )
                     .map_err(query("look for an earlier build of the commit"))?;
@@ -1679,6 +1685,16 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(again, Enqueued::Duplicate);
+        // The same commit for another pipeline (a kernel target that is
+        // also a tracked repository) is another push.
+        let mut kernel = build("master", "a.sh");
+        kernel.pipeline = Pipeline::Kernel;
+        queued(
+            history
+                .enqueue_unless_replayed(Some("d-3k".into()), vec![kernel], window)
+                .await
+                .unwrap(),
+        );
         // Another branch is another push; no window means no check.
         queued(
             history

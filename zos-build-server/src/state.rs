@@ -182,13 +182,28 @@ impl AppState {
         let url = git::repository_url(&self.config.git_base_url, trigger.repository.as_str());
         let git = self.config.git();
         let reference = trigger.kind.git_ref(&trigger.branch);
+        // A tag: the commit it tags. A lightweight tag has no peeled entry
+        // (`^{}`): it names the commit itself.
+        let tagged = |name: String| {
+            let (git, url) = (&git, &url);
+            async move {
+                let tag = RefKind::Tag.git_ref(&name);
+                match git.resolve(url, &format!("{tag}^{{}}")).await {
+                    Err(GitError::NoSuchRef { .. }) => git.resolve(url, &tag).await,
+                    peeled => peeled,
+                }
+            }
+        };
         let head = match trigger.kind {
-            RefKind::Branch => git.resolve(&url, &reference).await,
-            RefKind::Tag => match git.resolve(&url, &format!("{reference}^{{}}")).await {
-                // A lightweight tag has no peeled entry: it names the commit.
-                Err(GitError::NoSuchRef { .. }) => git.resolve(&url, &reference).await,
-                peeled => peeled,
+            // A request of the API names a branch file; when no branch has
+            // its name, a tag of that name is what it builds.
+            RefKind::Branch => match git.resolve(&url, &reference).await {
+                Err(GitError::NoSuchRef { .. }) if !trigger.refuse_replays => {
+                    tagged(trigger.branch.clone()).await
+                }
+                head => head,
             },
+            RefKind::Tag => tagged(trigger.branch.clone()).await,
         }
         .map_err(TriggerError::Head)?;
         CommitId::parse(&head)

@@ -342,6 +342,11 @@ async fn a_tag_without_a_commit_builds_the_commit_it_tags_now() {
         };
         assert_eq!(records[0].branch, tag);
     }
+    // A request of the API names the branch file; no branch v1.0 exists,
+    // so the tag of that name is built.
+    let request = Trigger::request(repository.clone(), "v1.0", None);
+    let triggered = state.trigger(request).await.unwrap();
+    assert_eq!(triggered.commit.as_str(), first.as_str());
     let mut missing = Trigger::push_of(
         RefKind::Tag,
         repository,
