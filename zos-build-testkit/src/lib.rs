@@ -11,13 +11,13 @@
 //! - [`docker`]: a real daemon, the busybox test image (imported when
 //!   missing: nothing can be pulled on these machines), unique build ids and
 //!   container checks.
-//! - [`server`] (feature `server`): the server started in-process on a
+//! - `server` (feature `server`): the server started in-process on a
 //!   temporary data directory, with its own configuration and source
 //!   repositories, signed pushes, and waits on the history.
-//! - [`hub`] (feature `hub`): a Zero-OS Hub stand-in on the loopback that
+//! - `hub` (feature `hub`): a Zero-OS Hub stand-in on the loopback that
 //!   speaks the hub's upload and link API, records what it receives, and
 //!   fails, refuses, stalls or holds uploads on demand.
-//! - [`github`] (feature `github`): a GitHub REST API stand-in on the
+//! - `github` (feature `github`): a GitHub REST API stand-in on the
 //!   loopback that speaks the commit-status and repository-webhook API with
 //!   GitHub's answer shapes, records what it receives, and fails,
 //!   rate-limits, stalls or goes down on demand.

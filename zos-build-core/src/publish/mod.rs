@@ -36,7 +36,10 @@ mod hub;
 mod local;
 
 pub use binary::BinaryPublisher;
-pub use hub::{HubPublisher, HubPublisherBuilder, RetryPolicy};
+pub use hub::{
+    HubPublisher, HubPublisherBuilder, RetryPolicy, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT, DEFAULT_UPLOAD_TIMEOUT, MAX_ANSWER_BYTES,
+};
 pub use local::LocalPublisher;
 
 use async_trait::async_trait;
