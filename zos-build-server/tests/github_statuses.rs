@@ -86,6 +86,21 @@ async fn text_of(h: &Harness, path: &str) -> String {
     response.text().await.unwrap()
 }
 
+/// Every build of `/api/builds` shows its status's delivery as `github`
+/// (but the loads of the local configuration directory, which have no
+/// commit and so no status).
+async fn assert_every_build_says(h: &Harness, github: &str) {
+    let builds: serde_json::Value = serde_json::from_str(&text_of(h, "/api/builds").await).unwrap();
+    let builds = builds.as_array().unwrap();
+    assert!(!builds.is_empty());
+    for build in builds
+        .iter()
+        .filter(|b| b["name"] != "Configuration reloader")
+    {
+        assert_eq!(build["github"], github, "{build}");
+    }
+}
+
 fn summary(statuses: &[StatusRecord]) -> Vec<(String, String)> {
     statuses
         .iter()
@@ -195,17 +210,7 @@ async fn each_build_script_has_its_context_going_pending_then_success_or_failure
         "{metrics}"
     );
     // Each build says where its status is.
-    let builds: serde_json::Value =
-        serde_json::from_str(&text_of(&h, "/api/builds").await).unwrap();
-    // (The loads of the local configuration directory have no commit: no status.)
-    for build in builds
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|b| b["name"] != "Configuration reloader")
-    {
-        assert_eq!(build["github"], "sent", "{build}");
-    }
+    assert_every_build_says(&h, "sent").await;
     let all = [ids, failing].concat();
     h.stop_and_check_clean(&all).await;
 }
@@ -309,17 +314,7 @@ async fn a_401_is_said_once_and_never_retried() {
         metrics.contains("zos_build_github_statuses_total{outcome=\"failed\"} 6"),
         "{metrics}"
     );
-    let builds: serde_json::Value =
-        serde_json::from_str(&text_of(&h, "/api/builds").await).unwrap();
-    // (The loads of the local configuration directory have no commit: no status.)
-    for build in builds
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|b| b["name"] != "Configuration reloader")
-    {
-        assert_eq!(build["github"], "failed (401)", "{build}");
-    }
+    assert_every_build_says(&h, "failed (401)").await;
     child.kill().unwrap();
     child.wait().unwrap();
     let output = h.server_output();

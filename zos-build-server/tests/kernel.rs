@@ -177,6 +177,24 @@ impl Kernels {
             ))
     }
 
+    /// Removes what the test made in Docker, stops the server and checks
+    /// that no container of any of its builds is left.
+    async fn finish(mut self) {
+        self.remove_images().await;
+        let ids: Vec<String> = self
+            .h
+            .server()
+            .state
+            .history
+            .recent(None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|b| b.id)
+            .collect();
+        self.h.stop_and_check_clean(&ids).await;
+    }
+
     /// Removes the images of both targets (a previous run's, or this one's).
     async fn remove_images(&self) {
         let executor = self.executor().await;
@@ -431,18 +449,7 @@ async fn a_kernel_push_leaves_a_kernel_its_link_a_flist_and_a_base_image_a_depen
         "{record:?}"
     );
 
-    k.remove_images().await;
-    let ids: Vec<String> =
-        k.h.server()
-            .state
-            .history
-            .recent(None, 100)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|b| b.id)
-            .collect();
-    k.h.stop_and_check_clean(&ids).await;
+    k.finish().await;
 }
 
 /// An untagged image that is not ours: a commit without tag of a plain
@@ -526,21 +533,10 @@ async fn the_kernel_hook_answers_the_old_words_and_refuses_other_repositories() 
             .await
             .unwrap();
     assert_eq!(response.status(), 401);
-    let ids: Vec<String> =
-        k.h.server()
-            .state
-            .history
-            .recent(None, 100)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|b| b.id)
-            .collect();
-    for id in &ids {
-        k.h.finished(id).await;
+    for build in k.h.server().state.history.recent(None, 100).await.unwrap() {
+        k.h.finished(&build.id).await;
     }
-    k.remove_images().await;
-    k.h.stop_and_check_clean(&ids).await;
+    k.finish().await;
 }
 
 impl Kernels {
@@ -661,16 +657,5 @@ async fn the_cache_persists_until_it_is_cleared_and_a_crash_leaves_nothing_behin
         "no image of the interrupted build: {images:?}"
     );
 
-    k.remove_images().await;
-    let ids: Vec<String> =
-        k.h.server()
-            .state
-            .history
-            .recent(None, 100)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|b| b.id)
-            .collect();
-    k.h.stop_and_check_clean(&ids).await;
+    k.finish().await;
 }
