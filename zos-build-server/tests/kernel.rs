@@ -179,7 +179,7 @@ impl Kernels {
 
     /// Removes what the test made in Docker, stops the server and checks
     /// that no container of any of its builds is left.
-    async fn finish(mut self) {
+    async fn finish(self) {
         self.remove_images().await;
         let ids: Vec<String> = self
             .h
