@@ -306,15 +306,7 @@ async fn a_kernel_push_leaves_a_kernel_its_link_a_flist_and_a_base_image_a_depen
         ]
     );
     // The old JSON: `kernel/<name>`.
-    let history: Value =
-        k.h.client
-            .get(k.h.url("/build/history"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let history: Value = k.h.get_json("/build/history").await;
     let entry = history
         .as_array()
         .unwrap()

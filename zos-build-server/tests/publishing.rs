@@ -226,15 +226,7 @@ async fn binary_builds_land_in_the_binary_directory_and_their_link_moves() {
         names.push(name);
     }
     // Both files stay; the listing shows them and the link.
-    let listing: serde_json::Value = h
-        .client
-        .get(h.url("/artifacts/"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listing: serde_json::Value = h.get_json("/artifacts/").await;
     let files: Vec<&str> = listing["files"]
         .as_array()
         .unwrap()

@@ -77,15 +77,7 @@ async fn a_tag_with_a_branch_file_builds_and_its_artifact_carries_the_tag() {
         assert!(log.contains("widget: building"), "{log}");
     }
     // The history names the builds after the tag, as the API lists them.
-    let listed: Value = h
-        .client
-        .get(h.url("/api/builds?name=acme/widget/v1.0"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = h.get_json("/api/builds?name=acme/widget/v1.0").await;
     let ids: Vec<&str> = listed
         .as_array()
         .unwrap()
@@ -178,15 +170,7 @@ async fn an_untracked_tag_a_deleted_tag_and_other_refs_build_nothing() {
         "{answer}"
     );
 
-    let recorded: Value = h
-        .client
-        .get(h.url("/api/builds"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let recorded: Value = h.get_json("/api/builds").await;
     let pushed: Vec<&Value> = recorded
         .as_array()
         .unwrap()

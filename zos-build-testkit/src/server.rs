@@ -416,6 +416,15 @@ impl Harness {
         .await
     }
 
+    /// The JSON answer of `GET path` (a 404 or an error page is not JSON:
+    /// the test fails saying which path).
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: {status} {text:?}: {e}"))
+    }
+
     /// `GET /report/<id>`.
     pub async fn report(&self, id: &str) -> String {
         let response = self
