@@ -1,16 +1,16 @@
 //! `zos_build_core::log::LineSplitter` on arbitrary output cut into
 //! arbitrary chunks. The input is a list of chunks, each given as bytes or
-//! as a byte pattern repeated up to 140,000 bytes, so that lines longer than
-//! the 64 KiB cap are cheap to reach; at most 200,000 bytes in all, which
+//! as a byte pattern repeated up to 1,100,000 bytes, so that lines longer than
+//! the 1 MiB cap are cheap to reach; at most 2,200,000 bytes in all, which
 //! keeps runs fast.
 //!
 //! Invariants:
-//! - no piece holds more than the cap (`MAX_LINE_BYTES`, 65,536 bytes) of
+//! - no piece holds more than the cap (`MAX_LINE_BYTES`, 1,048,576 bytes) of
 //!   the input. Its text may be longer: lossy decoding writes each invalid
 //!   byte as U+FFFD, three bytes, so the bound checked is the text's length
-//!   less 2 bytes per U+FFFD. (Checking the text alone against 65,536 fails
-//!   at once: 61,787 bytes `0x93` and no newline make one event of 185,361
-//!   bytes; see the table in docs/testing.md.);
+//!   less 2 bytes per U+FFFD. (Checking the text alone against the cap fails
+//!   at once: when the cap was 65,536, 61,787 bytes `0x93` and no newline
+//!   made one event of 185,361 bytes; see the table in docs/testing.md.);
 //! - sequence numbers count from 0 without gaps, on the splitter's stream;
 //! - nothing is lost or invented: the pieces joined equal the input with its
 //!   line ends removed, modulo lossy decoding and `\r` (compared on the
@@ -25,8 +25,8 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use zos_build_core::log::{LineSplitter, LogStream, Sequencer};
 
-/// The cap the splitter promises (64 KiB).
-const CAP: usize = 64 * 1024;
+/// The cap the splitter promises (1 MiB).
+const CAP: usize = zos_build_core::log::MAX_LINE_BYTES;
 
 #[derive(Arbitrary, Debug)]
 enum Chunk {
@@ -56,14 +56,14 @@ fuzz_target!(|input: Input| {
             Chunk::Repeat { pattern, length } if !pattern.is_empty() => {
                 // `repeat` copies whole patterns: far cheaper than a byte
                 // iterator under the fuzzer's instrumentation.
-                let length = *length as usize % 140_001;
+                let length = *length as usize % 1_100_001;
                 let mut bytes = pattern.repeat(length / pattern.len() + 1);
                 bytes.truncate(length);
                 bytes
             }
             Chunk::Repeat { .. } => Vec::new(),
         };
-        if all.len() + bytes.len() > 200_000 {
+        if all.len() + bytes.len() > 2_200_000 {
             break;
         }
         splitter.push(&bytes, &mut sequencer, &mut events);

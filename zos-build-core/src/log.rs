@@ -82,10 +82,12 @@ impl Sequencer {
     }
 }
 
-/// The longest line a log holds, in bytes: a longer one is cut into pieces
-/// of at most this size (at a character boundary), so that a build printing
-/// a gigabyte without a newline never makes anyone buffer it whole.
-pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// The longest line a log holds, in bytes of input: a longer one is cut into
+/// pieces of at most this size, so that a build printing a gigabyte without
+/// a newline never makes anyone buffer it whole. 1 MiB keeps the long lines
+/// builds really print (a minified file, a JSON document) whole; the live
+/// feed sends a line longer than its 64 KiB frames in marked pieces.
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
 
 /// Reassembles lines of one stream from arbitrary chunks of bytes.
 ///
@@ -215,9 +217,10 @@ mod tests {
         let mut seq = Sequencer::default();
         let mut split = LineSplitter::new(LogStream::Stdout);
         let mut out = Vec::new();
-        // 200 KiB without a newline, fed in odd chunks, then a short line.
-        let long = vec![b'a'; 200 * 1024];
-        for chunk in long.chunks(7_000) {
+        // Three caps and 8 KiB without a newline, fed in odd chunks, then a
+        // short line.
+        let long = vec![b'a'; 3 * MAX_LINE_BYTES + 8 * 1024];
+        for chunk in long.chunks(70_000) {
             split.push(chunk, &mut seq, &mut out);
             assert!(split.partial.len() < MAX_LINE_BYTES);
         }

@@ -31,6 +31,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod followers;
 pub mod github;
 pub mod http;
 pub mod kernel;

@@ -68,6 +68,7 @@ use zos_build_core::history::is_valid_build_id;
 use zos_build_core::history::legacy::old_artifact;
 use zos_build_core::history::StatusDelivery;
 use zos_build_core::{ArtifactKind, BuildRecord, History, HistoryError};
+use zos_flist_config::Catalog;
 
 /// Entries of `/build/history` and of the websocket's `history` frame.
 pub const HISTORY_LENGTH: u64 = 25;
@@ -314,6 +315,26 @@ pub async fn status(history: &History, config: &Config) -> Result<Value, History
 pub async fn history(history: &History, config: &Config) -> Result<Value, HistoryError> {
     let records = history.finished(0, HISTORY_LENGTH).await?;
     history_list_with_monitor(history, &records, config).await
+}
+
+/// What this server tracks, for the `server` frame of the live feed: the
+/// configuration repository (null when none is set), how many repositories
+/// and branches its loaded catalog lists, and the kernel targets. The
+/// monitor page uses it to tell an idle server from one that tracks nothing.
+pub fn server(config: &Config, catalog: Option<&Catalog>) -> Value {
+    let branches: Vec<_> = catalog.map_or(Vec::new(), |c| c.branches().collect());
+    let repositories: std::collections::HashSet<&str> =
+        branches.iter().map(|b| b.repository.as_str()).collect();
+    json!({
+        "configuration_repository": config.configuration_repository,
+        "repositories": repositories.len(),
+        "branches": branches.len(),
+        "kernel_targets": config
+            .kernel_targets
+            .iter()
+            .map(|target| target.repository.as_str())
+            .collect::<Vec<_>>(),
+    })
 }
 
 /// A websocket frame `{"event": event, "payload": payload}`.

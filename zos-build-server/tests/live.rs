@@ -17,16 +17,21 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(h: &Harness) -> Socket {
-    let url = h.url("/buildio").replace("http://", "ws://");
+    connect_to(h, "/buildio").await
+}
+
+async fn connect_to(h: &Harness, path: &str) -> Socket {
+    let url = h.url(path).replace("http://", "ws://");
     let (socket, response) = tokio_tungstenite::connect_async(url).await.unwrap();
     assert_eq!(response.status(), 101);
     socket
 }
 
-/// A client that has read the `history` and `status` frames sent on connect.
+/// A client that has read the `history`, `status` and `server` frames sent
+/// on connect.
 async fn connect_past_snapshot(h: &Harness) -> Socket {
     let mut socket = connect(h).await;
-    for event in ["history", "status"] {
+    for event in ["history", "status", "server"] {
         let frame = next_frame(&mut socket, Duration::from_secs(5))
             .await
             .expect("the snapshot frames on connect");
@@ -52,11 +57,73 @@ fn lines_script(n: u32) -> String {
     )
 }
 
+/// The lines of one build put back together from batched `update` frames,
+/// checking as it goes that the sequence numbers leave no gap and repeat
+/// nothing, and that pieces of a long line come in order.
+#[derive(Debug, Default)]
+struct Reassembly {
+    /// The `seq` the next frame must carry.
+    next_seq: u64,
+    lines: Vec<String>,
+    /// A long line's pieces so far, and the next piece's index.
+    piece: Option<(String, u64)>,
+    /// Every `line` appended, as an old client that knows nothing of
+    /// `seq` does.
+    appended: String,
+    frames: usize,
+    pieces: usize,
+}
+
+impl Reassembly {
+    fn frame(&mut self, payload: &Value) {
+        let seq = payload["seq"].as_u64().expect("a seq");
+        let count = payload["count"].as_u64().expect("a count");
+        let text = payload["line"].as_str().expect("a line");
+        assert!(
+            text.len() <= 64 * 1024,
+            "a frame of {} bytes of text",
+            text.len()
+        );
+        assert_eq!(seq, self.next_seq, "no gap and no repeat: {payload}");
+        self.appended.push_str(text);
+        self.frames += 1;
+        match payload.get("piece") {
+            Some(index) => {
+                self.pieces += 1;
+                let (mut line, expected) = self.piece.take().unwrap_or_default();
+                assert_eq!(index.as_u64(), Some(expected), "pieces in order");
+                line.push_str(text);
+                if count == 1 {
+                    assert!(line.ends_with('\n'));
+                    line.pop();
+                    self.lines.push(line);
+                } else {
+                    assert_eq!(count, 0);
+                    assert!(!text.ends_with('\n'), "only the last piece ends the line");
+                    self.piece = Some((line, expected + 1));
+                }
+            }
+            None => {
+                assert!(self.piece.is_none(), "a long line's pieces go alone");
+                let body = text
+                    .strip_suffix('\n')
+                    .expect("a chunk ends with a newline");
+                let before = self.lines.len();
+                self.lines.extend(body.split('\n').map(str::to_string));
+                assert_eq!((self.lines.len() - before) as u64, count, "{payload}");
+            }
+        }
+        self.next_seq = seq + count;
+    }
+}
+
 #[tokio::test]
 async fn a_websocket_client_gets_history_status_and_every_line() {
     let _docker = DOCKER.lock().await;
     let mut h = Harness::start("").await;
     let mut socket = connect(&h).await;
+    // One line per frame, the mode of the previous protocol.
+    let mut single = connect_to(&h, "/buildio?lines=1").await;
     let first = next_frame(&mut socket, Duration::from_secs(5))
         .await
         .unwrap();
@@ -73,11 +140,20 @@ async fn a_websocket_client_gets_history_status_and_every_line() {
         .await
         .unwrap();
     assert_eq!(second["event"], "status");
+    let server = next_frame(&mut socket, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(server["event"], "server");
+    assert_eq!(server["payload"]["repositories"], 1, "{server}");
+    assert!(
+        server["payload"]["configuration_repository"].is_string(),
+        "{server}"
+    );
 
     let commit = h.commit(&lines_script(2000));
     let ids = h.push(&commit).await;
     let id = ids[0].clone();
-    let mut lines = Vec::new();
+    let mut build = Reassembly::default();
     let mut statuses = Vec::new();
     let mut history = None;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -88,7 +164,7 @@ async fn a_websocket_client_gets_history_status_and_every_line() {
         match frame["event"].as_str().unwrap() {
             "update" => {
                 assert_eq!(frame["payload"]["id"], id.as_str());
-                lines.push(frame["payload"]["line"].as_str().unwrap().to_string());
+                build.frame(&frame["payload"]);
             }
             "status" => {
                 if let Some(entry) = frame["payload"].get(&id) {
@@ -108,22 +184,49 @@ async fn a_websocket_client_gets_history_status_and_every_line() {
     }
     let history = history.expect("a history frame with the finished build");
     assert_eq!(history["payload"][0]["status"], "success");
-    let numbered: Vec<&String> = lines.iter().filter(|l| l.starts_with("line ")).collect();
+    let numbered: Vec<&String> = build
+        .lines
+        .iter()
+        .filter(|l| l.starts_with("line "))
+        .collect();
     assert_eq!(numbered.len(), 2000, "every line arrives once");
     for (i, line) in numbered.iter().enumerate() {
         assert_eq!(**line, format!("line {}", i + 1));
     }
+    assert!(
+        build.frames * 10 < build.lines.len(),
+        "lines travel many to a frame: {} frames for {} lines",
+        build.frames,
+        build.lines.len()
+    );
     // Every line went to the file too, in the same order.
     let report = h.report(&id).await;
     let from_file: Vec<&str> = report.lines().collect();
-    assert_eq!(
-        from_file,
-        lines.iter().map(String::as_str).collect::<Vec<_>>()
-    );
+    assert_eq!(from_file, build.lines);
     assert!(statuses.contains(&"queued".to_string()), "{statuses:?}");
     assert!(statuses.contains(&"building".to_string()), "{statuses:?}");
+
+    // The single-line client got the same lines, one per frame, numbered.
+    let mut singles = Vec::new();
+    while singles.len() < from_file.len() {
+        let Some(frame) = next_frame(&mut single, Duration::from_secs(10)).await else {
+            break;
+        };
+        if frame["event"] == "update" {
+            assert_eq!(frame["payload"]["seq"], singles.len() as u64, "{frame}");
+            assert!(frame["payload"].get("count").is_none());
+            singles.push(frame["payload"]["line"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(singles, from_file);
     socket.close(None).await.ok();
+    single.close(None).await.ok();
     h.stop_and_check_clean(&ids).await;
+}
+
+/// A line of `n` bytes: `x` repeated, then `-end`.
+fn long_line(n: usize) -> String {
+    format!("{}-end", "x".repeat(n - 4))
 }
 
 #[tokio::test]
@@ -133,32 +236,101 @@ async fn a_stalled_websocket_client_catches_up_with_every_line_from_the_log() {
     // Read the snapshot, then nothing while a large build runs: far more
     // than the feed keeps for a subscriber and the socket buffers hold.
     let mut stalled = connect_past_snapshot(&h).await;
-    let commit = h.commit(&lines_script(400_000));
+    // 400,000 lines, one of them 100 KiB long (past a frame's 64 KiB).
+    let script = "#!/bin/sh\nset -e\nseq 1 200000 | sed 's/^/line /'\n\
+                  head -c 102396 /dev/zero | tr '\\0' x; echo -end\n\
+                  seq 200002 400000 | sed 's/^/line /'\n\
+                  mkdir -p /target\necho art > /target/widget.tar.gz\n";
+    let commit = h.commit(script);
     let ids = h.push(&commit).await;
     let record = h.finished(&ids[0]).await;
     assert_eq!(record.status, BuildStatus::Success, "{record:?}");
     let report = h.report(&ids[0]).await;
     let expected: Vec<&str> = report.lines().collect();
-    let mut received: Vec<String> = Vec::with_capacity(expected.len());
-    while received.len() < expected.len() {
+    assert!(
+        expected.contains(&long_line(102_400).as_str()),
+        "the script printed its long line"
+    );
+    let mut build = Reassembly::default();
+    while build.lines.len() < expected.len() {
         let Some(frame) = next_frame(&mut stalled, Duration::from_secs(30)).await else {
             break;
         };
         match frame["event"].as_str().unwrap() {
             "update" => {
                 assert_eq!(frame["payload"]["id"], ids[0].as_str());
-                received.push(frame["payload"]["line"].as_str().unwrap().to_string());
+                build.frame(&frame["payload"]);
             }
             "lagged" => panic!("every line can be read back, none is lost: {frame}"),
             _ => {}
         }
     }
-    assert_eq!(received.len(), expected.len(), "every line, once");
+    assert_eq!(build.lines.len(), expected.len(), "every line, once");
     assert!(
-        received.iter().zip(&expected).all(|(a, b)| a == b),
+        build.lines.iter().zip(&expected).all(|(a, b)| a == b),
         "in the order of the log"
     );
+    assert_eq!(build.pieces, 2, "the long line came in two marked pieces");
+    // A client of the old protocol appends the chunks: the log, exactly.
+    assert!(
+        build.appended == report,
+        "appending the chunks gives the log byte for byte"
+    );
     h.stop_and_check_clean(&ids).await;
+}
+
+#[tokio::test]
+async fn a_follower_that_stops_reading_never_slows_the_build_and_then_catches_up() {
+    let _docker = DOCKER.lock().await;
+    let mut h = Harness::start("").await;
+    // Mostly waiting, so the build's own time varies little; the flood
+    // before and after is far more than a socket and the feed hold.
+    let script = "#!/bin/sh\nset -e\nseq 1 300000 | sed 's/^/line /'\nsleep 8\n\
+                  seq 300001 600000 | sed 's/^/line /'\n\
+                  mkdir -p /target\necho art > /target/widget.tar.gz\n";
+    let commit = h.commit(script);
+    // The reference: the same build with nobody following, from the push
+    // to the end, as the followed one below.
+    let start = Instant::now();
+    let ids = h.push(&commit).await;
+    let alone = h.finished(&ids[0]).await;
+    let alone_time = start.elapsed();
+    assert_eq!(alone.status, BuildStatus::Success, "{alone:?}");
+
+    let mut slow = connect_past_snapshot(&h).await;
+    let again = h.commit(&format!("{script}# again\n"));
+    let start = Instant::now();
+    let followed_ids = h.push(&again).await;
+    // The follower reads nothing for 10 s while the build floods.
+    let followed = h.finished(&followed_ids[0]).await;
+    let followed_time = start.elapsed();
+    assert_eq!(followed.status, BuildStatus::Success, "{followed:?}");
+    let idle = Duration::from_secs(10).saturating_sub(start.elapsed());
+    tokio::time::sleep(idle).await;
+    assert!(
+        followed_time.as_secs_f64() <= alone_time.as_secs_f64() * 1.10,
+        "the build took {followed_time:?} with a follower that did not read, {alone_time:?} alone"
+    );
+    // Then it reads, and gets every line of the build.
+    let report = h.report(&followed_ids[0]).await;
+    let expected = report.lines().count();
+    let mut build = Reassembly::default();
+    while build.lines.len() < expected {
+        let Some(frame) = next_frame(&mut slow, Duration::from_secs(30)).await else {
+            break;
+        };
+        if frame["event"] == "update" && frame["payload"]["id"] == followed_ids[0].as_str() {
+            build.frame(&frame["payload"]);
+        }
+        assert_ne!(frame["event"], "lagged", "nothing is lost: {frame}");
+    }
+    assert!(
+        build.appended == report,
+        "the follower caught up with the whole log"
+    );
+    let mut all = ids.clone();
+    all.extend(followed_ids);
+    h.stop_and_check_clean(&all).await;
 }
 
 #[tokio::test]

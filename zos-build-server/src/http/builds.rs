@@ -23,6 +23,7 @@
 use super::response::{self, Body};
 use super::signature::same_secret;
 use super::MAX_PAGE;
+use crate::followers;
 use crate::live::{read_log, LiveEvent};
 use crate::state::{AppState, Trigger, TriggerError, Triggered};
 use crate::views;
@@ -367,8 +368,19 @@ pub async fn log(state: &Arc<AppState>, id: &str, query: Option<&str>) -> Respon
         news,
         done: false,
     };
-    let stream = futures_util::stream::unfold(follower, |mut follower| async move {
-        follower.next_chunk().await.map(|chunk| (chunk, follower))
+    // The file is read on the followers' runtime, a chunk ahead of the
+    // client at most; this connection only passes the chunks on.
+    let (chunks, receiver) = tokio::sync::mpsc::channel(1);
+    followers::spawn(async move {
+        let mut follower = follower;
+        while let Some(chunk) = follower.next_chunk().await {
+            if chunks.send(chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
     });
     response::text_stream(stream)
 }
@@ -431,9 +443,9 @@ impl Follower {
                 }
                 () = &mut deadline => return,
                 event = self.news.recv() => match event {
-                    Ok(LiveEvent::Line { id, .. }) if *id == *self.id => return,
+                    Ok(LiveEvent::Lines(batch)) if *batch.id == *self.id => return,
                     Ok(LiveEvent::Status { .. }) | Ok(LiveEvent::History { .. }) => return,
-                    Ok(LiveEvent::Line { .. }) => {}
+                    Ok(LiveEvent::Lines(_)) => {}
                     // Behind on news: the file says what happened.
                     Err(broadcast::error::RecvError::Lagged(_)) => return,
                     Err(broadcast::error::RecvError::Closed) => {

@@ -1,17 +1,23 @@
 //! `/buildio`: the live websocket of the monitor page, in the old protocol.
 //!
-//! Server to client only: `{"event": "history"|"status"|"update", "payload": ...}`.
-//! On connect the client gets the current `history` and `status`; then every
-//! log line written from then on as an `update` (`{"id", "line"}`), and every
-//! change as a whole new `status` or `history`.
+//! Server to client only: `{"event": "server"|"history"|"status"|"update", "payload": ...}`.
+//! On connect the client gets the current `history` and `status`, then a
+//! `server` frame (what this server tracks); then every log line written from then
+//! on, in batched `update` frames ([`crate::live::update`]: the lines of one
+//! build joined by `\n`, with the `seq` of the first and their `count`), and
+//! every change as a whole new `status` or `history`. With `?lines=1` on
+//! the URL, a client gets one line per `update` frame instead
+//! (`{"id", "seq", "line"}`), as before batching.
 //!
 //! A client never slows a build or another client: each one has its own
-//! task reading the shared feed. One that falls behind the feed (a slow
-//! network, a busy browser) loses events from the channel, then catches up
-//! from the log files, which hold every line: it still receives every line
-//! once and in order, only later, followed by the current `status` and
-//! `history`. Only lines that cannot be read back (a log removed meanwhile)
-//! are announced as lost, with `{"event": "lagged", "payload": {"id", "skipped"}}`.
+//! task reading the shared feed, on the followers' runtime
+//! ([`crate::followers`]). One that falls behind the feed (a slow network,
+//! a busy browser) loses events from the channel, then catches up from the
+//! log files, which hold every line, in the same frames: it still receives
+//! every line once and in order, only later, followed by the current
+//! `status` and `history`. Only lines that cannot be read back (a log
+//! removed meanwhile) are announced as lost, with
+//! `{"event": "lagged", "payload": {"id", "skipped"}}`.
 //!
 //! The client has nothing to say in this protocol, so what it sends is
 //! bounded tightly: a frame or message larger than [`MAX_WEBSOCKET_MESSAGE`]
@@ -22,7 +28,9 @@
 
 use super::response::{self, Body};
 use super::ConnectionSlot;
-use crate::live::{line_frame, read_log, LiveEvent};
+use crate::followers;
+use crate::live::update::{batch_frames, line_frame};
+use crate::live::{read_log, LineBatch, LiveEvent, LogPosition};
 use crate::state::AppState;
 use crate::views;
 use bytes::Bytes;
@@ -65,8 +73,13 @@ pub fn upgrade(state: &Arc<AppState>, mut request: Request<Incoming>) -> Respons
     let upgrade = hyper::upgrade::on(&mut request);
     // The connection's slot of `max-connections`, held while the socket lives.
     let slot = request.extensions_mut().remove::<ConnectionSlot>();
+    let mode = if query_flag(request.uri().query(), "lines") {
+        Mode::Lines
+    } else {
+        Mode::Batched
+    };
     let state = state.clone();
-    tokio::spawn(async move {
+    followers::spawn(async move {
         match upgrade.await {
             Ok(upgraded) => {
                 let limits = WebSocketConfig::default()
@@ -78,7 +91,7 @@ pub fn upgrade(state: &Arc<AppState>, mut request: Request<Incoming>) -> Respons
                     Some(limits),
                 )
                 .await;
-                serve_client(state, socket).await;
+                serve_client(state, socket, mode).await;
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
@@ -95,13 +108,52 @@ pub fn upgrade(state: &Arc<AppState>, mut request: Request<Incoming>) -> Respons
     answer
 }
 
+/// Whether `name` is set in `query` (`name`, `name=1`, `name=true`).
+fn query_flag(query: Option<&str>, name: &str) -> bool {
+    query.unwrap_or("").split('&').any(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        key == name && matches!(value, "" | "1" | "true" | "yes")
+    })
+}
+
 type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// Events sent between two flushes at most, so a busy feed still reaches
 /// the client promptly.
-const FLUSH_EVERY: usize = 1024;
+const FLUSH_EVERY: usize = 64;
 /// The most of a log read at once when catching up.
 const CATCH_UP_CHUNK: u64 = 256 * 1024;
+/// The longest line a catch-up reads whole (a line of the log is at most
+/// [`zos_build_core::log::MAX_LINE_BYTES`] of input, up to three times that
+/// once invalid UTF-8 became U+FFFD).
+const CATCH_UP_LINE: u64 = 3 * zos_build_core::log::MAX_LINE_BYTES as u64 + 1;
+
+/// How the client wants its lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Batched `update` frames (the default).
+    Batched,
+    /// One line per `update` frame (`?lines=1`).
+    Lines,
+}
+
+/// How far a client got in a build's log.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cursor {
+    /// Bytes of the log file sent.
+    bytes: u64,
+    /// Sequence number of the next line.
+    seq: u64,
+}
+
+impl From<&LogPosition> for Cursor {
+    fn from(position: &LogPosition) -> Cursor {
+        Cursor {
+            bytes: position.end,
+            seq: position.seq,
+        }
+    }
+}
 
 /// The client went away (or the socket failed): stop serving it.
 struct Gone;
@@ -110,8 +162,8 @@ struct Gone;
 struct Client {
     state: Arc<AppState>,
     outgoing: SplitSink<Socket, Message>,
-    /// Bytes of each build's log file already sent as `update` frames.
-    sent: HashMap<Arc<str>, u64>,
+    mode: Mode,
+    sent: HashMap<Arc<str>, Cursor>,
 }
 
 impl Client {
@@ -157,26 +209,77 @@ impl Client {
         Ok(())
     }
 
-    /// One line from the feed: sent unless the client has it already; a gap
+    /// The `server` frame: what this server tracks.
+    async fn server(&mut self) -> Result<(), Gone> {
+        let catalog = self.state.catalog();
+        let value = views::server(&self.state.config, catalog.as_deref());
+        self.feed(Bytes::from(views::frame("server", value))).await
+    }
+
+    /// Lines `text` of build `id`, the first numbered `seq`, in the
+    /// client's mode.
+    async fn send_lines(&mut self, id: &str, seq: u64, text: &str) -> Result<u64, Gone> {
+        match self.mode {
+            Mode::Batched => {
+                let (frames, count) = batch_frames(id, seq, text);
+                for frame in frames {
+                    self.feed(frame).await?;
+                }
+                Ok(count)
+            }
+            Mode::Lines => {
+                let text = text.strip_suffix('\n').unwrap_or(text);
+                let mut count = 0;
+                for line in text.split('\n') {
+                    self.feed(line_frame(id, seq + count, line)).await?;
+                    count += 1;
+                }
+                Ok(count)
+            }
+        }
+    }
+
+    /// A batch from the feed: sent unless the client has it already; a gap
     /// before it is filled from the log file first.
-    async fn line(&mut self, id: Arc<str>, frame: Bytes, start: u64, end: u64) -> Result<(), Gone> {
-        let from = self.sent.get(&id).copied().unwrap_or(0);
-        if end <= from {
+    async fn batch(&mut self, batch: &LineBatch) -> Result<(), Gone> {
+        let id = &batch.id;
+        let from = self.sent.get(id).copied().unwrap_or_default();
+        if batch.end <= from.bytes {
             return Ok(());
         }
-        if start > from {
-            if let Some(position) = self
+        if batch.start > from.bytes {
+            let position = self
                 .state
                 .live
                 .positions()
                 .into_iter()
-                .find(|(build, _)| *build == id)
-            {
-                self.catch_up(&id, &position.1.path, from, start).await?;
+                .find(|(build, _)| build == id);
+            if let Some((_, position)) = position {
+                self.catch_up(id, &position.path, from, batch.start).await?;
             }
         }
-        self.feed(frame).await?;
-        self.sent.insert(id, end);
+        let from = self.sent.get(id).copied().unwrap_or_default();
+        if batch.start == from.bytes && self.mode == Mode::Batched {
+            // The usual case: the frames encoded once for every client.
+            for frame in &batch.frames {
+                self.feed(frame.clone()).await?;
+            }
+        } else if batch.start < from.bytes && from.bytes < batch.end {
+            // Part of it was caught up from the file already.
+            let skip = (from.bytes - batch.start) as usize;
+            let rest = String::from_utf8_lossy(&batch.text[skip..]);
+            self.send_lines(id, from.seq, &rest).await?;
+        } else {
+            let text = String::from_utf8_lossy(&batch.text);
+            self.send_lines(id, batch.seq, &text).await?;
+        }
+        self.sent.insert(
+            id.clone(),
+            Cursor {
+                bytes: batch.end,
+                seq: batch.seq + batch.count,
+            },
+        );
         Ok(())
     }
 
@@ -185,8 +288,8 @@ impl Client {
     async fn catch_up_all(&mut self) -> Result<Vec<Arc<str>>, Gone> {
         let mut lost = Vec::new();
         for (id, position) in self.state.live.positions() {
-            let from = self.sent.get(&id).copied().unwrap_or(0);
-            if position.end > from
+            let from = self.sent.get(&id).copied().unwrap_or_default();
+            if position.end > from.bytes
                 && !self
                     .catch_up(&id, &position.path, from, position.end)
                     .await?
@@ -203,12 +306,14 @@ impl Client {
         &mut self,
         id: &Arc<str>,
         path: &Path,
-        from: u64,
+        from: Cursor,
         to: u64,
     ) -> Result<bool, Gone> {
-        let mut offset = from;
-        while offset < to {
-            let bytes = match read_log(path, offset, (to - offset).min(CATCH_UP_CHUNK)).await {
+        let mut cursor = from;
+        let mut limit = CATCH_UP_CHUNK;
+        while cursor.bytes < to {
+            let wanted = (to - cursor.bytes).min(limit);
+            let bytes = match read_log(path, cursor.bytes, wanted).await {
                 Ok(bytes) if !bytes.is_empty() => bytes,
                 Ok(_) => return Ok(false),
                 Err(e) => {
@@ -216,41 +321,53 @@ impl Client {
                     return Ok(false);
                 }
             };
-            // Whole lines only; a single line longer than a chunk goes as it is.
+            // Whole lines only: `to` ends one, so a longer read finds its end.
             let usable = match bytes.iter().rposition(|&b| b == b'\n') {
                 Some(last) => last + 1,
-                None => bytes.len(),
+                None if (bytes.len() as u64) < wanted => return Ok(false),
+                None if limit < CATCH_UP_LINE => {
+                    limit = (limit * 2).min(CATCH_UP_LINE);
+                    continue;
+                }
+                // A "line" longer than any line a log holds: not ours.
+                None => return Ok(false),
             };
-            let text = &bytes[..usable];
-            let text = text.strip_suffix(b"\n").unwrap_or(text);
-            for line in text.split(|&b| b == b'\n') {
-                self.feed(line_frame(id, &String::from_utf8_lossy(line)))
-                    .await?;
-            }
-            offset += usable as u64;
-            self.sent.insert(id.clone(), offset);
+            limit = CATCH_UP_CHUNK;
+            let text = String::from_utf8_lossy(&bytes[..usable]);
+            let count = self.send_lines(id, cursor.seq, &text).await?;
+            cursor = Cursor {
+                bytes: cursor.bytes + usable as u64,
+                seq: cursor.seq + count,
+            };
+            self.sent.insert(id.clone(), cursor);
             self.flush().await?;
         }
         Ok(true)
     }
 }
 
-async fn serve_client(state: Arc<AppState>, socket: Socket) {
+async fn serve_client(state: Arc<AppState>, socket: Socket, mode: Mode) {
     let (outgoing, mut incoming) = socket.split();
     // Subscribe before anything is read: nothing published in between is lost.
     let mut live = state.live.subscribe();
     let sent = state
         .live
         .positions()
-        .into_iter()
-        .map(|(id, position)| (id, position.end))
+        .iter()
+        .map(|(id, position)| (id.clone(), Cursor::from(position)))
         .collect();
     let mut client = Client {
         state: state.clone(),
         outgoing,
+        mode,
         sent,
     };
-    if client.views().await.is_err() || client.flush().await.is_err() {
+    // `server` after the snapshot: clients of the old protocol expect
+    // `history` and `status` first.
+    if client.views().await.is_err()
+        || client.server().await.is_err()
+        || client.flush().await.is_err()
+    {
         return;
     }
     loop {
@@ -290,7 +407,7 @@ async fn serve_client(state: Arc<AppState>, socket: Socket) {
 
 /// Sends `first` and whatever else is already waiting (up to
 /// [`FLUSH_EVERY`] events), then flushes once: a fast build's lines go out
-/// in a few large writes rather than one per line.
+/// in a few large writes.
 async fn serve_events(
     client: &mut Client,
     live: &mut tokio::sync::broadcast::Receiver<LiveEvent>,
@@ -301,12 +418,7 @@ async fn serve_events(
     while let Some(event) = next.take() {
         count += 1;
         match event {
-            Ok(LiveEvent::Line {
-                id,
-                frame,
-                start,
-                end,
-            }) => client.line(id, frame, start, end).await?,
+            Ok(LiveEvent::Lines(batch)) => client.batch(&batch).await?,
             Ok(LiveEvent::Status { frame }) | Ok(LiveEvent::History { frame }) => {
                 client.feed(frame).await?
             }

@@ -1,23 +1,29 @@
 //! The live feed: every log line of every build, and every change of the
 //! status and history, for the websocket clients and the log followers.
 //!
-//! One broadcast channel for the whole service. Frames are encoded once, when
-//! they are published, and shared by every subscriber, so a hundred monitor
-//! pages cost a hundred pointer copies per line, not a hundred encodings.
+//! One broadcast channel for the whole service. A build's lines are published
+//! as batches, one per write of its log (what one read from Docker gave),
+//! and each batch is encoded into its `update` frames once ([`update`]),
+//! when it is published: a thousand monitor pages cost a thousand pointer
+//! copies per batch, not a thousand encodings, and a million-line build
+//! makes about two thousand events, not a million.
 //! Publishing never waits: a subscriber that falls more than
-//! [`LIVE_CAPACITY`] events behind loses the oldest ones.
+//! [`LIVE_CAPACITY`] events behind loses the oldest ones, so what the feed
+//! holds for its slowest subscriber is bounded (at most [`LIVE_CAPACITY`]
+//! batches of at most [`MAX_BATCH`] bytes of text, each also encoded once).
 //!
-//! Losing them from the channel does not lose them for good: every line
-//! event carries its byte range in the build's log file, and the feed keeps
+//! Losing them from the channel does not lose them for good: every batch
+//! carries its byte range in the build's log file, and the feed keeps
 //! the log file and written length of the recent builds ([`Live::positions`]).
 //! A subscriber that fell behind reads what it missed from the files, which
 //! are the source of truth, and skips the events it already has. The last
 //! `status` and `history` frames are kept too, so catching up never needs
 //! the database.
 
+pub mod update;
+
 use async_trait::async_trait;
 use bytes::Bytes;
-use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,27 +32,39 @@ use tokio::sync::broadcast;
 use zos_build_core::{LogEvent, LogSink, SinkError};
 
 /// Events a subscriber may fall behind before it starts losing them.
-pub const LIVE_CAPACITY: usize = 16 * 1024;
+pub const LIVE_CAPACITY: usize = 1024;
+/// The most text one batch event carries: a larger write of a log is
+/// published as several batches (each of whole lines, but for a line
+/// longer than this, which goes alone).
+pub const MAX_BATCH: usize = update::MAX_UPDATE;
 /// Builds whose log positions are remembered (the running ones, and the
 /// latest finished ones, whose tails a late subscriber may still need).
 pub const REMEMBERED_LOGS: usize = 256;
 
+/// Lines of one build, published together.
+#[derive(Debug)]
+pub struct LineBatch {
+    /// The build.
+    pub id: Arc<str>,
+    /// Sequence number of the first line.
+    pub seq: u64,
+    /// Number of lines.
+    pub count: u64,
+    /// Offset of the first line in the build's log file.
+    pub start: u64,
+    /// Offset just after the last line's newline.
+    pub end: u64,
+    /// The lines, each ending with `\n`: bytes `start..end` of the log file.
+    pub text: Bytes,
+    /// The batched `update` frames of these lines ([`update::batch_frames`]).
+    pub frames: Vec<Bytes>,
+}
+
 /// One event of the feed.
 #[derive(Debug, Clone)]
 pub enum LiveEvent {
-    /// A line of build `id`; `frame` is the websocket frame
-    /// `{"event":"update","payload":{"id":...,"line":...}}`; the line (with
-    /// its newline) is bytes `start..end` of the build's log file.
-    Line {
-        /// The build.
-        id: Arc<str>,
-        /// The encoded frame.
-        frame: Bytes,
-        /// Offset of the line in the log file.
-        start: u64,
-        /// Offset just after the line's newline.
-        end: u64,
-    },
+    /// Lines of a build, with their frames.
+    Lines(Arc<LineBatch>),
     /// The set of queued and running builds changed; `frame` is the
     /// `{"event":"status",...}` frame.
     Status {
@@ -67,6 +85,8 @@ pub struct LogPosition {
     pub path: PathBuf,
     /// Bytes of it published so far (whole lines).
     pub end: u64,
+    /// Sequence number of the line at `end` (the next one).
+    pub seq: u64,
 }
 
 #[derive(Debug, Default)]
@@ -139,7 +159,7 @@ impl Live {
         match &event {
             LiveEvent::Status { frame } => *lock(&self.shared.status) = Some(frame.clone()),
             LiveEvent::History { frame } => *lock(&self.shared.history) = Some(frame.clone()),
-            LiveEvent::Line { .. } => {}
+            LiveEvent::Lines(_) => {}
         }
         let _ = self.sender.send(event);
     }
@@ -186,7 +206,8 @@ impl Live {
     }
 
     /// A log sink publishing the lines of build `id`, whose log file `path`
-    /// holds `written` bytes already.
+    /// holds `written` bytes already; its first line will be numbered 0
+    /// unless the first batch says otherwise.
     pub fn sink(&self, id: &str, path: &Path, written: u64) -> LiveSink {
         let id: Arc<str> = Arc::from(id);
         let mut positions = lock(&self.shared.positions);
@@ -201,6 +222,7 @@ impl Live {
             LogPosition {
                 path: path.to_path_buf(),
                 end: written,
+                seq: 0,
             },
         );
         LiveSink {
@@ -221,31 +243,12 @@ pub struct LiveSink {
     end: u64,
 }
 
-#[derive(Serialize)]
-struct Update<'a> {
-    event: &'static str,
-    payload: UpdatePayload<'a>,
-}
-
-#[derive(Serialize)]
-struct UpdatePayload<'a> {
-    id: &'a str,
-    line: &'a str,
-}
-
-/// The websocket frame of one line.
-pub fn line_frame(id: &str, text: &str) -> Bytes {
-    let update = Update {
-        event: "update",
-        payload: UpdatePayload { id, line: text },
-    };
-    // Serialising two strings cannot fail.
-    Bytes::from(serde_json::to_vec(&update).unwrap_or_default())
-}
-
 #[async_trait]
 impl LogSink for LiveSink {
     async fn write(&mut self, events: &[LogEvent]) -> Result<(), SinkError> {
+        let Some(first) = events.first() else {
+            return Ok(());
+        };
         self.shared
             .lines
             .fetch_add(events.len() as u64, Ordering::Relaxed);
@@ -253,25 +256,60 @@ impl LogSink for LiveSink {
         // in the fan-out): the position may move past what was sent.
         let start = self.end;
         self.end += events.iter().map(|e| e.text.len() as u64 + 1).sum::<u64>();
+        let next = first.seq + events.len() as u64;
         if let Some(position) = lock(&self.shared.positions).by_build.get_mut(&self.id) {
             position.end = self.end;
+            position.seq = next;
         }
         if self.sender.receiver_count() == 0 {
             return Ok(());
         }
         let mut offset = start;
-        for event in events {
-            let end = offset + event.text.len() as u64 + 1;
-            let _ = self.sender.send(LiveEvent::Line {
+        for group in batches(events) {
+            let mut text = String::with_capacity(group.iter().map(|e| e.text.len() + 1).sum());
+            for event in group {
+                text.push_str(&event.text);
+                text.push('\n');
+            }
+            let seq = group[0].seq;
+            let (frames, count) = update::batch_frames(&self.id, seq, &text);
+            let end = offset + text.len() as u64;
+            let _ = self.sender.send(LiveEvent::Lines(Arc::new(LineBatch {
                 id: self.id.clone(),
-                frame: line_frame(&self.id, &event.text),
+                seq,
+                count,
                 start: offset,
                 end,
-            });
+                text: Bytes::from(text),
+                frames,
+            })));
             offset = end;
         }
         Ok(())
     }
+}
+
+/// `events` in groups of at most [`MAX_BATCH`] bytes of text (a longer line
+/// alone).
+fn batches(events: &[LogEvent]) -> impl Iterator<Item = &[LogEvent]> {
+    let mut rest = events;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut size = 0;
+        let mut n = 0;
+        for event in rest {
+            size += event.text.len() + 1;
+            if n > 0 && size > MAX_BATCH {
+                break;
+            }
+            n += 1;
+        }
+        let (group, tail) = rest.split_at(n);
+        rest = tail;
+        Some(group)
+    })
 }
 
 /// At most `limit` bytes of `path` from `offset`; nothing when the file does
@@ -295,39 +333,64 @@ mod tests {
     use zos_build_core::log::Sequencer;
     use zos_build_core::LogStream;
 
+    fn batch(event: LiveEvent) -> Arc<LineBatch> {
+        match event {
+            LiveEvent::Lines(batch) => batch,
+            other => panic!("expected lines, got {other:?}"),
+        }
+    }
+
     #[tokio::test]
-    async fn lines_become_update_frames_with_their_place_in_the_file() {
+    async fn a_write_becomes_one_batch_with_its_place_in_the_file() {
         let live = Live::new();
         let mut receiver = live.subscribe();
         let mut sink = live.sink("b1", Path::new("/logs/b1.log"), 10);
-        let mut seq = Sequencer::default();
+        let mut seq = Sequencer::starting_at(5);
         let line = seq.event(LogStream::Stdout, "a \"quoted\" <b>line</b>".into());
         let next = seq.event(LogStream::Stdout, "é".into());
         sink.write(&[line, next]).await.unwrap();
-        match receiver.recv().await.unwrap() {
-            LiveEvent::Line {
-                id,
-                frame,
-                start,
-                end,
-            } => {
-                assert_eq!(&*id, "b1");
-                let value: serde_json::Value = serde_json::from_slice(&frame).unwrap();
-                assert_eq!(value["event"], "update");
-                assert_eq!(value["payload"]["id"], "b1");
-                assert_eq!(value["payload"]["line"], "a \"quoted\" <b>line</b>");
-                assert_eq!((start, end), (10, 10 + 22 + 1));
-            }
-            other => panic!("expected a line, got {other:?}"),
-        }
-        match receiver.recv().await.unwrap() {
-            LiveEvent::Line { start, end, .. } => assert_eq!((start, end), (33, 36)),
-            other => panic!("expected a line, got {other:?}"),
-        }
+        let batch = batch(receiver.recv().await.unwrap());
+        assert_eq!(&*batch.id, "b1");
+        assert_eq!((batch.seq, batch.count), (5, 2));
+        assert_eq!((batch.start, batch.end), (10, 10 + 22 + 1 + 3));
+        assert_eq!(&batch.text[..], "a \"quoted\" <b>line</b>\né\n".as_bytes());
+        assert_eq!(batch.frames.len(), 1);
+        let value: serde_json::Value = serde_json::from_slice(&batch.frames[0]).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"event": "update", "payload": {
+                "id": "b1", "seq": 5, "count": 2, "line": "a \"quoted\" <b>line</b>\né\n"}})
+        );
         assert_eq!(live.lines_published(), 2);
         let positions = live.positions();
         assert_eq!(positions.len(), 1);
-        assert_eq!(positions[0].1.end, 36);
+        assert_eq!((positions[0].1.end, positions[0].1.seq), (36, 7));
+    }
+
+    #[tokio::test]
+    async fn a_large_write_is_published_in_bounded_batches() {
+        let live = Live::new();
+        let mut receiver = live.subscribe();
+        let mut sink = live.sink("b", Path::new("/x"), 0);
+        let mut seq = Sequencer::default();
+        let events: Vec<_> = (0..20_001)
+            .map(|i| match i {
+                10 => seq.event(LogStream::Stdout, "y".repeat(3 * MAX_BATCH)),
+                _ => seq.event(LogStream::Stdout, format!("line {i}")),
+            })
+            .collect();
+        sink.write(&events).await.unwrap();
+        let (mut next_seq, mut next_byte, mut batches) = (0, 0, 0);
+        while let Ok(event) = receiver.try_recv() {
+            let batch = batch(event);
+            assert_eq!((batch.seq, batch.start), (next_seq, next_byte));
+            assert!(batch.text.len() <= MAX_BATCH || batch.count == 1);
+            next_seq += batch.count;
+            next_byte = batch.end;
+            batches += 1;
+        }
+        assert_eq!(next_seq, 20_001);
+        assert!(batches >= 4, "{batches} batches");
     }
 
     #[test]

@@ -1,0 +1,54 @@
+//! The runtime that serves followers: websocket clients of `/buildio` and
+//! `GET /api/builds/<id>/log?follow=1`.
+//!
+//! A build's log pipeline (the executor reading Docker, the sinks, the
+//! history) runs on the server's main runtime. Followers are many, their
+//! work grows with their number (a frame written to each, files read back
+//! for the ones that fell behind), and none of it may hold a build up. So
+//! they run on a runtime of their own, with one worker thread and its own
+//! blocking pool for the files: however many followers there are, they take
+//! at most that thread's share of the CPU, and the main runtime's workers
+//! are never queued behind them. Sockets accepted by the main runtime are
+//! polled from here; tokio drives their readiness from the runtime that
+//! owns them.
+
+use std::future::Future;
+use std::sync::OnceLock;
+use tokio::runtime::{Builder, Runtime};
+use tokio::task::JoinHandle;
+
+/// Worker threads of the followers' runtime.
+pub const FOLLOWER_THREADS: usize = 1;
+/// Blocking threads (file reads for catch-up) of the followers' runtime.
+pub const FOLLOWER_BLOCKING_THREADS: usize = 4;
+
+fn runtime() -> Option<&'static Runtime> {
+    static RUNTIME: OnceLock<Option<Runtime>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            Builder::new_multi_thread()
+                .worker_threads(FOLLOWER_THREADS)
+                .max_blocking_threads(FOLLOWER_BLOCKING_THREADS)
+                .thread_name("zos-followers")
+                .enable_all()
+                .build()
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "no runtime of their own for followers: they share the server's")
+                })
+                .ok()
+        })
+        .as_ref()
+}
+
+/// Runs `future` (serving one follower) on the followers' runtime; on the
+/// current one if that runtime could not be made.
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match runtime() {
+        Some(runtime) => runtime.spawn(future),
+        None => tokio::spawn(future),
+    }
+}
