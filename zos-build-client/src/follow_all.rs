@@ -2,11 +2,16 @@
 //! (the `/buildio` websocket of the monitor page) sends them, each prefixed
 //! with its build's name, until Ctrl-C.
 //!
-//! The feed's `update` frames carry a build id and a line; the names come
-//! from its `status` and `history` frames, which hold whole build objects
-//! (a line of a build not seen yet is prefixed with its id). A `lagged`
-//! frame means the client fell behind the feed and lines were skipped: a
-//! note on stderr says how many. A dropped connection is made again, within
+//! The feed's `update` frames carry a build id and a batch of its lines:
+//! the lines joined by `\n`, the sequence number of the first (`seq`) and
+//! how many the frame completes (`count`); a line longer than a frame comes
+//! in marked pieces (`piece`), put back together here. The sequence numbers
+//! prove that no line is missing: a gap is noted on stderr. (Frames of
+//! servers from before batching carry one line and no `count`; they print
+//! as they are.) The names come from the `status` and `history` frames,
+//! which hold whole build objects (a line of a build not seen yet is
+//! prefixed with its id). A `lagged` frame means lines the server could not
+//! read back were skipped: a note on stderr says how many. A dropped connection is made again, within
 //! the same window as `follow`; what was said in between is not replayed
 //! (the feed has no offsets), and a note says so: to read one build whole,
 //! `follow BUILD` is the tool.
@@ -35,10 +40,15 @@ pub enum Output {
     Note(String),
 }
 
-/// The state of the feed: the name of every build seen.
+/// The state of the feed: the name of every build seen, and where each
+/// build's lines stand.
 #[derive(Debug, Default)]
 pub struct Feed {
     names: HashMap<String, String>,
+    /// The `seq` the next frame of each build should carry.
+    next: HashMap<String, u64>,
+    /// The pieces of a long line received so far, by build.
+    pieces: HashMap<String, String>,
     colour: bool,
 }
 
@@ -46,9 +56,17 @@ impl Feed {
     /// An empty feed, coloured or not.
     pub fn new(colour: bool) -> Feed {
         Feed {
-            names: HashMap::new(),
             colour,
+            ..Feed::default()
         }
+    }
+
+    /// A new connection: it starts where the builds stand now, so the
+    /// numbering starts over (what was missed meanwhile is said once, by
+    /// the caller).
+    pub fn reconnected(&mut self) {
+        self.next.clear();
+        self.pieces.clear();
     }
 
     fn learn(&mut self, build: &Value) {
@@ -95,7 +113,11 @@ impl Feed {
                 let Some(line) = payload.get("line").and_then(Value::as_str) else {
                     return Vec::new();
                 };
-                vec![Output::Line(self.line(id, line))]
+                let seq = payload.get("seq").and_then(Value::as_u64);
+                match (seq, payload.get("count").and_then(Value::as_u64)) {
+                    (Some(seq), Some(count)) => self.batch(id, seq, count, payload, line),
+                    _ => vec![Output::Line(self.line(id, line))],
+                }
             }
             Some("lagged") => {
                 let skipped = payload.get("skipped").and_then(Value::as_u64).unwrap_or(0);
@@ -109,6 +131,48 @@ impl Feed {
             }
             _ => Vec::new(),
         }
+    }
+
+    /// The output of a batched `update` frame of build `id`.
+    fn batch(
+        &mut self,
+        id: &str,
+        seq: u64,
+        count: u64,
+        payload: &Value,
+        text: &str,
+    ) -> Vec<Output> {
+        let mut out = Vec::new();
+        let expected = self.next.get(id).copied();
+        if let Some(expected) = expected.filter(|&expected| seq > expected) {
+            self.pieces.remove(id);
+            out.push(Output::Note(format!(
+                "{} lines of {} are missing from the live feed (numbers {expected} to {})",
+                seq - expected,
+                self.name_of(id),
+                seq - 1
+            )));
+        } else if expected.is_some_and(|expected| seq < expected) {
+            // Already shown.
+            return out;
+        }
+        self.next.insert(id.to_string(), seq + count);
+        if payload.get("piece").is_some() {
+            let line = self.pieces.entry(id.to_string()).or_default();
+            line.push_str(text);
+            if count == 0 {
+                return out;
+            }
+            let line = self.pieces.remove(id).unwrap_or_default();
+            out.push(Output::Line(self.line(id, &line)));
+            return out;
+        }
+        let body = text.strip_suffix('\n').unwrap_or(text);
+        out.extend(
+            body.split('\n')
+                .map(|line| Output::Line(self.line(id, line))),
+        );
+        out
     }
 
     /// `name | line`, the name coloured and the service's lines faint on a
@@ -180,6 +244,7 @@ async fn feed(server: &Server, colour: bool) -> Result<Verdict, Failure> {
             Ok((mut socket, _)) => {
                 retry.connected();
                 ever_connected = true;
+                feed.reconnected();
                 if reconnecting {
                     eprintln!("zos-build-client: back on the live feed; lines sent while it was lost are not shown");
                     reconnecting = false;
@@ -272,6 +337,54 @@ mod tests {
         assert_eq!(
             feed.frame(&frame("update", json!({"id": "b2", "line": "x | y"}))),
             [Output::Line("acme/gadget/dev | x | y\n".into())]
+        );
+    }
+
+    #[test]
+    fn batches_print_a_line_each_and_pieces_make_one_line() {
+        let mut feed = Feed::new(false);
+        let update = |seq: u64, count: u64, line: &str| {
+            frame(
+                "update",
+                json!({"id": "a1", "seq": seq, "count": count, "line": line}),
+            )
+        };
+        assert_eq!(
+            feed.frame(&update(0, 2, "one\ntwo | x\n")),
+            [
+                Output::Line("a1 | one\n".into()),
+                Output::Line("a1 | two | x\n".into())
+            ]
+        );
+        let piece = |index: u64, count: u64, line: &str| {
+            frame(
+                "update",
+                json!({"id": "a1", "seq": 2, "count": count, "piece": index, "line": line}),
+            )
+        };
+        assert!(feed.frame(&piece(0, 0, "lo")).is_empty());
+        assert!(feed.frame(&piece(1, 0, "ng")).is_empty());
+        assert_eq!(
+            feed.frame(&piece(2, 1, " line\n")),
+            [Output::Line("a1 | long line\n".into())]
+        );
+        // A gap is said, then the lines that did come are shown.
+        assert_eq!(
+            feed.frame(&update(10, 1, "ten\n")),
+            [
+                Output::Note(
+                    "7 lines of a1 are missing from the live feed (numbers 3 to 9)".into()
+                ),
+                Output::Line("a1 | ten\n".into())
+            ]
+        );
+        // Frames already shown are not shown twice.
+        assert!(feed.frame(&update(5, 1, "five\n")).is_empty());
+        // A new connection numbers afresh.
+        feed.reconnected();
+        assert_eq!(
+            feed.frame(&update(40, 1, "forty\n")),
+            [Output::Line("a1 | forty\n".into())]
         );
     }
 
