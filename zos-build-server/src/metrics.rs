@@ -160,6 +160,26 @@ pub async fn render(
     Ok(out)
 }
 
+/// The live feed's metrics: its subscribers, the bytes it holds for those
+/// that have not read them yet, and how often one fell behind and read
+/// from a log file instead.
+pub fn live_feed(live: &crate::live::Live) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP zos_build_live_subscribers Websocket clients and log followers of the live feed."
+    );
+    let _ = writeln!(out, "# TYPE zos_build_live_subscribers gauge");
+    let _ = writeln!(out, "zos_build_live_subscribers {}", live.subscribers());
+    let _ = writeln!(out, "# HELP zos_build_live_held_bytes Bytes of live events kept for subscribers that have not read them (at most 32 MiB).");
+    let _ = writeln!(out, "# TYPE zos_build_live_held_bytes gauge");
+    let _ = writeln!(out, "zos_build_live_held_bytes {}", live.held());
+    let _ = writeln!(out, "# HELP zos_build_live_catch_ups_total Times a websocket client fell behind the feed and read the lines it missed from a log file.");
+    let _ = writeln!(out, "# TYPE zos_build_live_catch_ups_total counter");
+    let _ = writeln!(out, "zos_build_live_catch_ups_total {}", live.catch_ups());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -236,12 +236,17 @@ async fn a_stalled_websocket_client_catches_up_with_every_line_from_the_log() {
     // Read the snapshot, then nothing while a large build runs: far more
     // than the feed keeps for a subscriber and the socket buffers hold.
     let mut stalled = connect_past_snapshot(&h).await;
-    // 400,000 lines, one of them 100 KiB long (past a frame's 64 KiB).
-    let script = "#!/bin/sh\nset -e\nseq 1 200000 | sed 's/^/line /'\n\
-                  head -c 102396 /dev/zero | tr '\\0' x; echo -end\n\
-                  seq 200002 400000 | sed 's/^/line /'\n\
-                  mkdir -p /target\necho art > /target/widget.tar.gz\n";
-    let commit = h.commit(script);
+    // 400,000 lines of about 100 bytes, one of them 100 KiB long (past a
+    // frame's 64 KiB): with their frames, more than the feed keeps (32 MiB)
+    // for a client that does not read.
+    let pad = "x".repeat(90);
+    let script = format!(
+        "#!/bin/sh\nset -e\nseq 1 200000 | sed 's/^/line {pad} /'\n\
+         head -c 102396 /dev/zero | tr '\\0' x; echo -end\n\
+         seq 200002 400000 | sed 's/^/line {pad} /'\n\
+         mkdir -p /target\necho art > /target/widget.tar.gz\n"
+    );
+    let commit = h.commit(&script);
     let ids = h.push(&commit).await;
     let record = h.finished(&ids[0]).await;
     assert_eq!(record.status, BuildStatus::Success, "{record:?}");
@@ -251,6 +256,7 @@ async fn a_stalled_websocket_client_catches_up_with_every_line_from_the_log() {
         expected.contains(&long_line(102_400).as_str()),
         "the script printed its long line"
     );
+    assert!(report.len() > 32 << 20, "a log of {} bytes", report.len());
     let mut build = Reassembly::default();
     while build.lines.len() < expected.len() {
         let Some(frame) = next_frame(&mut stalled, Duration::from_secs(30)).await else {
@@ -271,6 +277,23 @@ async fn a_stalled_websocket_client_catches_up_with_every_line_from_the_log() {
         "in the order of the log"
     );
     assert_eq!(build.pieces, 2, "the long line came in two marked pieces");
+    let metrics = h
+        .client
+        .get(h.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let catch_ups = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("zos_build_live_catch_ups_total "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(
+        catch_ups >= Some(1),
+        "the client caught up from the log file: {metrics}"
+    );
     // A client of the old protocol appends the chunks: the log, exactly.
     assert!(
         build.appended == report,

@@ -24,7 +24,7 @@ use super::response::{self, Body};
 use super::signature::same_secret;
 use super::MAX_PAGE;
 use crate::followers;
-use crate::live::{read_log, LiveEvent};
+use crate::live::{read_log, LiveEvent, Subscription};
 use crate::state::{AppState, Trigger, TriggerError, Triggered};
 use crate::views;
 use bytes::Bytes;
@@ -35,7 +35,6 @@ use hyper::{Request, Response, StatusCode};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast;
 use zos_build_core::history::is_valid_build_id;
 use zos_build_core::BuildRecord;
 use zos_build_core::{CommitId, Enqueued, RepositoryName};
@@ -390,7 +389,7 @@ struct Follower {
     id: String,
     path: PathBuf,
     offset: u64,
-    news: broadcast::Receiver<LiveEvent>,
+    news: Subscription,
     done: bool,
 }
 
@@ -447,11 +446,7 @@ impl Follower {
                     Ok(LiveEvent::Status { .. }) | Ok(LiveEvent::History { .. }) => return,
                     Ok(LiveEvent::Lines(_)) => {}
                     // Behind on news: the file says what happened.
-                    Err(broadcast::error::RecvError::Lagged(_)) => return,
-                    Err(broadcast::error::RecvError::Closed) => {
-                        deadline.as_mut().await;
-                        return;
-                    }
+                    Err(_) => return,
                 },
             }
         }

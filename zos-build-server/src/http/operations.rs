@@ -40,7 +40,10 @@ pub async fn metrics(state: &AppState) -> Response<Body> {
     )
     .await
     {
-        Ok(text) => response::with_type(StatusCode::OK, text, "text/plain; version=0.0.4"),
+        Ok(mut text) => {
+            text.push_str(&crate::metrics::live_feed(&state.live));
+            response::with_type(StatusCode::OK, text, "text/plain; version=0.0.4")
+        }
         Err(e) => internal(e),
     }
 }

@@ -29,8 +29,9 @@
 use super::response::{self, Body};
 use super::ConnectionSlot;
 use crate::followers;
+use crate::live::ring::Lagged;
 use crate::live::update::{batch_frames, line_frame};
-use crate::live::{read_log, LineBatch, LiveEvent, LogPosition};
+use crate::live::{read_log, LineBatch, LiveEvent, LogPosition, Subscription};
 use crate::state::AppState;
 use crate::views;
 use bytes::Bytes;
@@ -43,7 +44,6 @@ use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -84,7 +84,8 @@ pub fn upgrade(state: &Arc<AppState>, mut request: Request<Incoming>) -> Respons
             Ok(upgraded) => {
                 let limits = WebSocketConfig::default()
                     .max_message_size(Some(MAX_WEBSOCKET_MESSAGE))
-                    .max_frame_size(Some(MAX_WEBSOCKET_MESSAGE));
+                    .max_frame_size(Some(MAX_WEBSOCKET_MESSAGE))
+                    .write_buffer_size(WRITE_BUFFER);
                 let socket = WebSocketStream::from_raw_socket(
                     TokioIo::new(upgraded),
                     Role::Server,
@@ -121,8 +122,16 @@ type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 /// Events sent between two flushes at most, so a busy feed still reaches
 /// the client promptly.
 const FLUSH_EVERY: usize = 64;
-/// The most of a log read at once when catching up.
-const CATCH_UP_CHUNK: u64 = 256 * 1024;
+/// What a client's socket buffers before writing: with a thousand clients,
+/// tungstenite's default (128 KiB each) would be most of the server's
+/// memory, and a smaller buffer costs only a few more writes.
+const WRITE_BUFFER: usize = 16 * 1024;
+/// The most of a log read at once when catching up: about one frame.
+const CATCH_UP_CHUNK: u64 = 64 * 1024;
+/// Clients reading and encoding a piece of a log at the same time: when
+/// many fell behind at once, the others wait their turn rather than each
+/// holding a chunk and its frames.
+static CATCHING_UP: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
 /// The longest line a catch-up reads whole (a line of the log is at most
 /// [`zos_build_core::log::MAX_LINE_BYTES`] of input, up to three times that
 /// once invalid UTF-8 became U+FFFD).
@@ -309,10 +318,12 @@ impl Client {
         from: Cursor,
         to: u64,
     ) -> Result<bool, Gone> {
+        self.state.live.caught_up();
         let mut cursor = from;
         let mut limit = CATCH_UP_CHUNK;
         while cursor.bytes < to {
             let wanted = (to - cursor.bytes).min(limit);
+            let permit = CATCHING_UP.acquire().await;
             let bytes = match read_log(path, cursor.bytes, wanted).await {
                 Ok(bytes) if !bytes.is_empty() => bytes,
                 Ok(_) => return Ok(false),
@@ -333,7 +344,9 @@ impl Client {
                 None => return Ok(false),
             };
             limit = CATCH_UP_CHUNK;
-            let text = String::from_utf8_lossy(&bytes[..usable]);
+            let text = String::from_utf8_lossy(&bytes[..usable]).into_owned();
+            drop(bytes);
+            drop(permit);
             let count = self.send_lines(id, cursor.seq, &text).await?;
             cursor = Cursor {
                 bytes: cursor.bytes + usable as u64,
@@ -410,8 +423,8 @@ async fn serve_client(state: Arc<AppState>, socket: Socket, mode: Mode) {
 /// in a few large writes.
 async fn serve_events(
     client: &mut Client,
-    live: &mut tokio::sync::broadcast::Receiver<LiveEvent>,
-    first: Result<LiveEvent, RecvError>,
+    live: &mut Subscription,
+    first: Result<LiveEvent, Lagged>,
 ) -> Result<(), Gone> {
     let mut next = Some(first);
     let mut count = 0;
@@ -422,7 +435,7 @@ async fn serve_events(
             Ok(LiveEvent::Status { frame }) | Ok(LiveEvent::History { frame }) => {
                 client.feed(frame).await?
             }
-            Err(RecvError::Lagged(skipped)) => {
+            Err(Lagged(skipped)) => {
                 // Behind the feed: the files have every line that was missed.
                 client.flush().await?;
                 for id in client.catch_up_all().await? {
@@ -434,17 +447,11 @@ async fn serve_events(
                 }
                 client.views().await?;
             }
-            Err(RecvError::Closed) => return Err(Gone),
         }
         if count >= FLUSH_EVERY {
             break;
         }
-        next = match live.try_recv() {
-            Ok(event) => Some(Ok(event)),
-            Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
-            Err(TryRecvError::Empty) => None,
-            Err(TryRecvError::Closed) => return Err(Gone),
-        };
+        next = live.try_recv().transpose();
     }
     client.flush().await
 }

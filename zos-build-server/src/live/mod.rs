@@ -7,10 +7,9 @@
 //! when it is published: a thousand monitor pages cost a thousand pointer
 //! copies per batch, not a thousand encodings, and a million-line build
 //! makes about two thousand events, not a million.
-//! Publishing never waits: a subscriber that falls more than
-//! [`LIVE_CAPACITY`] events behind loses the oldest ones, so what the feed
-//! holds for its slowest subscriber is bounded (at most [`LIVE_CAPACITY`]
-//! batches of at most [`MAX_BATCH`] bytes of text, each also encoded once).
+//! Publishing never waits: the channel ([`ring`]) keeps each event until
+//! every subscriber has read it, up to [`ring::RING_BYTES`] in all; a
+//! subscriber that falls further behind loses the oldest events.
 //!
 //! Losing them from the channel does not lose them for good: every batch
 //! carries its byte range in the build's log file, and the feed keeps
@@ -20,6 +19,7 @@
 //! `status` and `history` frames are kept too, so catching up never needs
 //! the database.
 
+pub mod ring;
 pub mod update;
 
 use async_trait::async_trait;
@@ -28,11 +28,8 @@ use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use tokio::sync::broadcast;
 use zos_build_core::{LogEvent, LogSink, SinkError};
 
-/// Events a subscriber may fall behind before it starts losing them.
-pub const LIVE_CAPACITY: usize = 1024;
 /// The most text one batch event carries: a larger write of a log is
 /// published as several batches (each of whole lines, but for a line
 /// longer than this, which goes alone).
@@ -99,6 +96,7 @@ struct Positions {
 struct Shared {
     positions: Mutex<Positions>,
     lines: AtomicU64,
+    catch_ups: AtomicU64,
     status: Mutex<Option<Bytes>>,
     history: Mutex<Option<Bytes>>,
 }
@@ -112,9 +110,23 @@ pub trait Frames: Send + Sync {
     async fn render(&self, live: &Live, history_changed: bool);
 }
 
+impl ring::Weighed for LiveEvent {
+    fn bytes(&self) -> usize {
+        match self {
+            LiveEvent::Lines(batch) => {
+                batch.text.len() + batch.frames.iter().map(Bytes::len).sum::<usize>()
+            }
+            LiveEvent::Status { frame } | LiveEvent::History { frame } => frame.len(),
+        }
+    }
+}
+
+/// A subscription to the feed.
+pub type Subscription = ring::Receiver<LiveEvent>;
+
 /// The service's live feed.
 pub struct Live {
-    sender: broadcast::Sender<LiveEvent>,
+    sender: Arc<ring::Sender<LiveEvent>>,
     shared: Arc<Shared>,
     frames: Mutex<Option<Arc<dyn Frames>>>,
 }
@@ -140,17 +152,21 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Live {
     /// An empty feed.
     pub fn new() -> Live {
-        let (sender, _) = broadcast::channel(LIVE_CAPACITY);
         Live {
-            sender,
+            sender: Arc::new(ring::channel(ring::RING_BYTES)),
             shared: Arc::default(),
             frames: Mutex::new(None),
         }
     }
 
     /// Receives every event published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
+    pub fn subscribe(&self) -> Subscription {
         self.sender.subscribe()
+    }
+
+    /// Bytes of events held for subscribers that have not read them yet.
+    pub fn held(&self) -> usize {
+        self.sender.held()
     }
 
     /// Publishes an event; nobody listening is not an error. The latest
@@ -161,7 +177,7 @@ impl Live {
             LiveEvent::History { frame } => *lock(&self.shared.history) = Some(frame.clone()),
             LiveEvent::Lines(_) => {}
         }
-        let _ = self.sender.send(event);
+        self.sender.send(event);
     }
 
     /// Says that what the `status` frame shows changed (and the `history`
@@ -198,6 +214,21 @@ impl Live {
             .iter()
             .map(|(id, position)| (id.clone(), position.clone()))
             .collect()
+    }
+
+    /// Subscribers now: websocket clients and log followers.
+    pub fn subscribers(&self) -> usize {
+        self.sender.receiver_count()
+    }
+
+    /// Counts a subscriber reading lines it missed from a log file.
+    pub fn caught_up(&self) {
+        self.shared.catch_ups.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Catch-ups from the log files since start-up (for `/metrics`).
+    pub fn catch_ups(&self) -> u64 {
+        self.shared.catch_ups.load(Ordering::Relaxed)
     }
 
     /// Log lines published since start-up (for `/metrics`).
@@ -237,7 +268,7 @@ impl Live {
 /// Publishes the lines of one build to the live feed.
 pub struct LiveSink {
     id: Arc<str>,
-    sender: broadcast::Sender<LiveEvent>,
+    sender: Arc<ring::Sender<LiveEvent>>,
     shared: Arc<Shared>,
     /// Bytes of the log file published so far.
     end: u64,
@@ -274,7 +305,7 @@ impl LogSink for LiveSink {
             let seq = group[0].seq;
             let (frames, count) = update::batch_frames(&self.id, seq, &text);
             let end = offset + text.len() as u64;
-            let _ = self.sender.send(LiveEvent::Lines(Arc::new(LineBatch {
+            self.sender.send(LiveEvent::Lines(Arc::new(LineBatch {
                 id: self.id.clone(),
                 seq,
                 count,
@@ -381,7 +412,7 @@ mod tests {
             .collect();
         sink.write(&events).await.unwrap();
         let (mut next_seq, mut next_byte, mut batches) = (0, 0, 0);
-        while let Ok(event) = receiver.try_recv() {
+        while let Ok(Some(event)) = receiver.try_recv() {
             let batch = batch(event);
             assert_eq!((batch.seq, batch.start), (next_seq, next_byte));
             assert!(batch.text.len() <= MAX_BATCH || batch.count == 1);
