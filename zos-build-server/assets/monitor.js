@@ -2,20 +2,36 @@
 // the history, fed by the server's /buildio websocket.
 //
 // Protocol (server to client only): frames {"event", "payload"} where event
-// is "history" (finished builds, newest first: replaces the history),
-// "status" (queued and running builds keyed by id: replaces the running
-// section), "update" ({id, line}: one log line) or "lagged" ({id, skipped}:
-// this page fell behind; a fresh status and history follow).
+// is "server" (on connect: {configuration_repository, repositories,
+// branches, kernel_targets}, what this server tracks), "history" (finished
+// builds, newest first: replaces the history), "status" (queued and running
+// builds keyed by id: replaces the running section), "update" (log lines,
+// below) or "lagged" ({id, skipped}: lines of build id that could not be
+// read back).
+//
+// An "update" carries a batch of lines of one build: {id, seq, count, line}
+// where `line` is `count` lines each ending with "\n" and `seq` the number
+// of the first one (from 0 per build). A line too long for one frame comes in
+// consecutive frames of its own, each with `piece` (0, 1, ...) and the line's
+// `seq`; all but the last have count 0. A frame's seq is the previous one's
+// seq + count: anything else is a gap (shown in the console) or a repeat
+// (skipped). A frame without `count` is one line without its newline (the
+// server's ?lines=1 mode, or an older server).
 //
 // Safety: every text that comes from the server (which copies it from a
 // GitHub push or from a build's output) reaches the document through
 // textContent or text nodes only; no markup is ever built from data. Links
 // taken from data are used only when they are http(s).
 //
-// Responsiveness: log lines are queued per build and rendered once per
-// animation frame; a console keeps at most CONSOLE_LINES lines and counts
-// the ones it let go, so a build printing a million lines costs the page a
-// bounded amount of DOM and memory.
+// Responsiveness: a console keeps at most CONSOLE_LINES lines and counts the
+// ones it let go. A batch is kept as it came (one string) until it is drawn,
+// at most once per animation frame; only the lines that will be shown are
+// split, parsed and drawn, and of the others only those holding an escape
+// sequence are read (for the colour state). A build printing a million
+// lines costs the page about a hundred frames and a bounded amount of DOM
+// and memory, and a hidden tab (which gets no animation frames) keeps at
+// most what one console shows waiting per build (CONSOLE_LINES lines,
+// CONSOLE_CHARS characters, give or take one frame).
 
 'use strict';
 
@@ -29,6 +45,18 @@ const MAX_COMMITS = 20;
 const DRAW_SPACING = 4;
 /** Builds whose lines may be waiting for their first status frame. */
 const MAX_ORPHANS = 20;
+/**
+ * Characters kept in one build's console, and waiting to be drawn: long
+ * lines take the room of many short ones (the oldest rows go first), so
+ * that a console of long lines stays small too.
+ */
+const CONSOLE_CHARS = 4 * 1024 * 1024;
+/**
+ * The longest line shown, in characters: the server keeps lines of up to
+ * 1 MiB whole, and sends those longer than a frame in pieces; the page puts
+ * together at most this much of one and says where the rest is.
+ */
+const MAX_LINE_CHARS = 1024 * 1024;
 /** Statuses with their own colour; anything else is drawn as "other". */
 const STATUSES = ['queued', 'initializing', 'preparing', 'building', 'committing', 'success', 'error', 'cancelled'];
 
@@ -258,12 +286,31 @@ const ansi = (() => {
     return out;
   }
 
-  /** Updates `state` as if `line` had been drawn. */
-  function advance(line, state) {
-    if (line.indexOf('\x1b') !== -1 || line.indexOf('\x9b') !== -1) parse(line, state);
+  /**
+   * Updates `state` as if the lines of `text` before index `end` had been
+   * drawn: only the lines holding an escape sequence (ESC or the C1 CSI)
+   * are read, each as `parse` reads it, so a batch of plain lines costs two
+   * native searches.
+   */
+  function skip(text, state, end) {
+    const stop = end === undefined ? text.length : end;
+    let esc = text.indexOf('\x1b');
+    let csi = text.indexOf('\x9b');
+    let from = 0;
+    for (;;) {
+      if (esc !== -1 && esc < from) esc = text.indexOf('\x1b', from);
+      if (csi !== -1 && csi < from) csi = text.indexOf('\x9b', from);
+      const at = esc === -1 ? csi : csi === -1 ? esc : Math.min(esc, csi);
+      if (at === -1 || at >= stop) return;
+      const lineStart = text.lastIndexOf('\n', at) + 1;
+      let lineEnd = text.indexOf('\n', at);
+      if (lineEnd === -1 || lineEnd > stop) lineEnd = stop;
+      parse(text.slice(lineStart, lineEnd), state);
+      from = lineEnd + 1;
+    }
   }
 
-  return { fresh, parse, advance };
+  return { fresh, parse, skip };
 })();
 
 // ---------------------------------------------------------------------------
@@ -456,6 +503,55 @@ class Notice {
   }
 }
 
+/**
+ * Log lines waiting to be drawn: `text` holds `lines` lines joined by "\n"
+ * (no newline at its end), as they came in one frame.
+ */
+class Chunk {
+  constructor(text, lines) {
+    this.text = text;
+    this.lines = lines;
+  }
+}
+
+/** Console rows an item of the queue becomes. */
+function rows(item) {
+  return item instanceof Chunk ? item.lines : 1;
+}
+
+/** Characters of an item of the queue (notices are not counted). */
+function chars(item) {
+  return item instanceof Chunk ? item.text.length : 0;
+}
+
+/** Characters of each console row (the length of its line as received). */
+const rowChars = new WeakMap();
+
+/** The index where the last `count` lines of `text` begin (0: all of it). */
+function tailStart(text, count) {
+  let at = text.length;
+  for (let k = 0; k < count; k++) {
+    at = text.lastIndexOf('\n', at - 1);
+    if (at === -1) return 0;
+  }
+  return at + 1;
+}
+
+/** `text` without its first `count` lines ('' when it has no more). */
+function withoutLines(text, count) {
+  let at = -1;
+  for (let k = 0; k < count; k++) {
+    at = text.indexOf('\n', at + 1);
+    if (at === -1) return '';
+  }
+  return text.slice(at + 1);
+}
+
+/** A whole number from the protocol, or null. */
+function wholeNumber(value) {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : null;
+}
+
 // ---------------------------------------------------------------------------
 // A running or queued build.
 
@@ -464,11 +560,20 @@ class BuildView {
     this.id = id;
     this.build = {};
     this.commitsKey = null;
-    this.pending = []; // strings (log lines) and Notices, not drawn yet
+    // Chunks and Notices not drawn yet, and the console rows they make.
+    this.pending = [];
+    this.pendingRows = 0;
+    this.pendingChars = 0;
+    this.consoleChars = 0; // characters of the lines in the console
     this.dropped = 0; // log lines let go from the top of the console
     this.sgr = ansi.fresh();
     this.follow = true; // scroll along while the reader is at the bottom
+    this.shown = false; // in the running section (orphans are not)
     this.removed = false;
+    // The sequence: the number of the next line expected (null until the
+    // first frame), and the pieces of a long line put together so far.
+    this.expected = null;
+    this.partial = null;
 
     this.root = el('article', 'build');
     this.root.dataset.buildId = id;
@@ -548,71 +653,204 @@ class BuildView {
     this.elapsed.textContent = formatDuration((ended === null ? now() : ended) - started);
   }
 
-  /** Starts the console over from the `monitor` of a status entry. */
-  seed(monitor) {
+  /**
+   * Starts the console over from the `monitor` of a status entry (its last
+   * lines, joined by "\n"); `kept` (queued items) follow it.
+   */
+  seed(monitor, kept) {
     this.console.replaceChildren();
-    this.pending = [];
+    this.consoleChars = 0;
+    this.takePending();
     this.dropped = 0;
     this.sgr = ansi.fresh();
     this.follow = true;
-    const text = str(monitor);
+    let text = str(monitor);
     if (text !== '') {
-      for (const line of text.split('\n')) this.push(line);
+      if (text.endsWith('\n')) text = text.slice(0, -1);
+      let lines = 1;
+      for (let at = text.indexOf('\n'); at !== -1; at = text.indexOf('\n', at + 1)) lines++;
+      this.queue(new Chunk(text, lines));
     }
+    for (const item of kept || []) this.queue(item);
     this.updateEarlier();
   }
 
-  /** Queues one log line. */
-  push(line) {
-    const pending = this.pending;
-    pending.push(line);
-    // A hidden tab gets no animation frames: keep the queue bounded.
-    if (pending.length >= 2 * CONSOLE_LINES) this.dropPending(pending.length - CONSOLE_LINES);
-    schedule(this);
+  /** Forgets where the sequence was (a new connection starts its own). */
+  restartSequence() {
+    this.expected = null;
+    this.partial = null;
+  }
+
+  /** Takes the items not drawn yet out of the queue. */
+  takePending() {
+    const items = this.pending;
+    this.pending = [];
+    this.pendingRows = 0;
+    this.pendingChars = 0;
+    return items;
+  }
+
+  /** One `update` payload of this build. */
+  receive(payload) {
+    let text = str(payload.line);
+    let seq = wholeNumber(payload.seq);
+    let lines = wholeNumber(payload.count);
+    if (lines === null) {
+      // One line per frame, without its newline.
+      if (seq !== null && this.expected !== null && seq < this.expected) return;
+      if (seq !== null) this.inSequence(seq, 1);
+      this.queueLine(text);
+      return;
+    }
+    if (seq !== null && this.expected !== null && seq < this.expected) {
+      // Lines this page has already: only the rest is new.
+      const repeated = this.expected - seq;
+      if (repeated >= lines) return;
+      text = withoutLines(text, repeated);
+      lines -= repeated;
+      seq = this.expected;
+    }
+    if (seq !== null) this.inSequence(seq, lines);
+    if (payload.piece !== undefined) {
+      this.piece(wholeNumber(payload.piece), seq, text, lines);
+      return;
+    }
+    if (lines === 0) return;
+    if (text.endsWith('\n')) text = text.slice(0, -1);
+    if (lines === 1) this.queueLine(text);
+    else this.queue(new Chunk(text, lines));
+  }
+
+  /**
+   * Checks a frame's `seq` against the line expected: a gap is said in the
+   * console (a repeat was cut off before). Then expects the line after the
+   * frame's `lines`.
+   */
+  inSequence(seq, lines) {
+    if (this.expected !== null && seq > this.expected) {
+      const missing = seq - this.expected;
+      this.partial = null;
+      this.queue(new Notice('… ' + missing.toLocaleString() + (missing === 1 ? ' line' : ' lines') +
+        ' missing here (this page fell behind);', this.id));
+    }
+    this.expected = seq + lines;
+  }
+
+  /** A piece of a long line; the last one (count 1) completes it. */
+  piece(index, seq, text, lines) {
+    const partial = this.partial;
+    if (index === 0) {
+      this.partial = { seq, next: 1, parts: [text], length: text.length };
+    } else if (partial !== null && index === partial.next && seq === partial.seq) {
+      partial.next++;
+      if (partial.length < MAX_LINE_CHARS) {
+        partial.parts.push(text);
+        partial.length += text.length;
+      }
+    } else {
+      // The beginning of this line never came (this page connected in its
+      // middle, or the frames were lost): what is left of it is not shown.
+      this.partial = null;
+      return;
+    }
+    if (lines === 0) return;
+    const line = this.partial.parts.join('');
+    this.partial = null;
+    this.queueLine(line.endsWith('\n') ? line.slice(0, -1) : line);
+  }
+
+  /** Queues one line, cut after MAX_LINE_CHARS (a notice says so). */
+  queueLine(line) {
+    if (line.length <= MAX_LINE_CHARS) {
+      this.queue(new Chunk(line, 1));
+      return;
+    }
+    this.queue(new Chunk(line.slice(0, MAX_LINE_CHARS), 1));
+    this.notice('… the line above is cut after ' + MAX_LINE_CHARS.toLocaleString() +
+      ' characters;');
   }
 
   /** Queues a notice (shown in order with the lines). */
   notice(text) {
-    this.pending.push(new Notice(text, this.id));
-    schedule(this);
+    this.queue(new Notice(text, this.id));
   }
 
-  /** Lets the first `count` queued items go, keeping the colour state right. */
-  dropPending(count) {
-    const gone = this.pending.splice(0, count);
-    for (const item of gone) {
-      if (typeof item === 'string') {
-        ansi.advance(item, this.sgr);
-        this.dropped++;
+  /**
+   * Queues a chunk or a notice, then lets go the queued items that can no
+   * longer be shown: those followed by CONSOLE_LINES rows or CONSOLE_CHARS
+   * characters or more. A chunk let go costs the search of its escape
+   * sequences, and its lines are counted as earlier lines.
+   */
+  queue(item) {
+    const pending = this.pending;
+    pending.push(item);
+    this.pendingRows += rows(item);
+    this.pendingChars += chars(item);
+    let gone = 0;
+    while (gone < pending.length - 1) {
+      const first = pending[gone];
+      if (this.pendingRows - rows(first) < CONSOLE_LINES &&
+          this.pendingChars - chars(first) < CONSOLE_CHARS) break;
+      gone++;
+      this.pendingRows -= rows(first);
+      this.pendingChars -= chars(first);
+      if (first instanceof Chunk) {
+        ansi.skip(first.text, this.sgr);
+        this.dropped += first.lines;
       }
     }
+    if (gone > 0) pending.splice(0, gone);
+    if (this.shown) schedule(this);
   }
 
-  /** Draws the queued lines: one DOM insertion, then trims to the bound. */
+  /**
+   * Draws the queued items: one DOM insertion, then trims the console to
+   * its bounds. Of the first chunk only the lines that fit are split.
+   */
   flush() {
     if (this.removed) return;
-    if (this.pending.length > CONSOLE_LINES) this.dropPending(this.pending.length - CONSOLE_LINES);
-    const items = this.pending;
-    this.pending = [];
+    const total = this.pendingRows;
+    const totalChars = this.pendingChars;
+    const items = this.takePending();
     if (items.length === 0) return;
     const box = this.console;
-    if (items.length >= CONSOLE_LINES) {
+    if (total >= CONSOLE_LINES || totalChars >= CONSOLE_CHARS) {
       // Everything shown now would be trimmed anyway.
       this.dropped += box.querySelectorAll(':scope > .line:not(.notice)').length;
       box.replaceChildren();
+      this.consoleChars = 0;
     }
+    // Rows of the first item that do not fit (queue() left at most that).
+    let excess = Math.max(0, total - CONSOLE_LINES);
     const fragment = document.createDocumentFragment();
     for (const item of items) {
-      fragment.appendChild(
-        typeof item === 'string' ? lineElement(ansi.parse(item, this.sgr)) : item.element(),
-      );
+      if (!(item instanceof Chunk)) {
+        fragment.appendChild(item.element());
+        continue;
+      }
+      let text = item.text;
+      if (excess > 0) {
+        const start = tailStart(text, item.lines - excess);
+        if (start > 0) ansi.skip(text, this.sgr, start - 1);
+        this.dropped += excess;
+        text = text.slice(start);
+        excess = 0;
+      }
+      for (const line of text.split('\n')) {
+        const row = lineElement(ansi.parse(line, this.sgr));
+        rowChars.set(row, line.length);
+        this.consoleChars += line.length;
+        fragment.appendChild(row);
+      }
     }
     box.appendChild(fragment);
-    let excess = box.childElementCount - CONSOLE_LINES;
-    while (excess-- > 0) {
+    let count = box.childElementCount;
+    while (count > CONSOLE_LINES || (count > 1 && this.consoleChars > CONSOLE_CHARS)) {
       const first = box.firstElementChild;
       if (!first.classList.contains('notice')) this.dropped++;
+      this.consoleChars -= rowChars.get(first) || 0;
       first.remove();
+      count--;
     }
     this.updateEarlier();
     if (this.follow) box.scrollTop = box.scrollHeight;
@@ -625,6 +863,9 @@ class BuildView {
 
   remove() {
     this.removed = true;
+    this.takePending();
+    this.partial = null;
+    dirty.delete(this);
     this.root.remove();
   }
 }
@@ -640,12 +881,21 @@ const page = {
   historyList: null,
   banner: null, // id="disconnected"
   connection: null,
+  tracking: null, // id="tracking": what the server tracks
 };
 
 /** Running and queued builds by id. */
 const running = new Map();
-/** Lines of builds not (yet) in a status frame, by id: bounded. */
+/**
+ * Builds whose lines came before any status frame listing them, by id:
+ * views not shown (their queues are bounded like any console's), at most
+ * MAX_ORPHANS of them.
+ */
 const orphans = new Map();
+/** The payload of the last `server` event; null before one (or from an older server). */
+let serverInfo = null;
+/** Whether a `status` frame came on the current connection. */
+let statusSeen = false;
 
 function buildOrder(a, b) {
   const qa = seconds(a.build.started) === null ? 1 : 0;
@@ -657,8 +907,98 @@ function buildOrder(a, b) {
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
+/** A paragraph of text and `code` parts: [text, code, text, ...]. */
+function prose(className, parts) {
+  const p = el('p', className);
+  parts.forEach((part, i) => {
+    if (i % 2 === 1) p.appendChild(el('code', null, part));
+    else if (part) p.appendChild(document.createTextNode(part));
+  });
+  return p;
+}
+
+/** Whether the server said it tracks no repository branch. */
+function tracksNothing() {
+  if (serverInfo === null) return false;
+  return str(serverInfo.configuration_repository) === '' ||
+    wholeNumber(serverInfo.repositories) === 0 || wholeNumber(serverInfo.branches) === 0;
+}
+
+/** "1 branch", "2 branches"; "? branches" for a count the server did not send. */
+function plural(n, one, many) {
+  if (n === null) return '? ' + many;
+  return n.toLocaleString() + ' ' + (n === 1 ? one : many);
+}
+
+/**
+ * What the running section says when it holds no build: that nothing is
+ * building, and on a server that tracks nothing, how to start tracking.
+ */
+function idleContent() {
+  const box = el('div', 'empty idle');
+  if (!statusSeen) {
+    box.appendChild(el('p', null, 'Waiting for the server…'));
+    return box;
+  }
+  box.appendChild(el('p', 'idle-title', 'Nothing is building: no build is running or queued.'));
+  if (!tracksNothing()) return box;
+  const repository = str(serverInfo.configuration_repository);
+  if (repository === '') {
+    box.appendChild(prose('setup', [
+      'This server tracks no repository: it has no configuration repository. To start tracking, set the ',
+      'configuration-repository', ' key of the server\'s configuration (see ',
+      'docs/server-configuration.md', '), then restart it.',
+    ]));
+  } else {
+    box.appendChild(prose('setup', [
+      'This server tracks no repository: its configuration repository, ', repository,
+      ', names no branch. To start tracking, add a branch file to it (see ',
+      'docs/configuration-repository.md', '), or set the ', 'configuration-repository',
+      ' key of the server\'s configuration to another one (see ', 'docs/server-configuration.md', ').',
+    ]));
+  }
+  return box;
+}
+
+/** Puts the idle text in the running section when it holds no build. */
+function showIdle() {
+  const list = page.runningList;
+  const empty = list.querySelector(':scope > .empty');
+  if (running.size > 0) {
+    if (empty) empty.remove();
+    return;
+  }
+  const content = idleContent();
+  if (empty) empty.replaceWith(content);
+  else list.appendChild(content);
+}
+
+/** `server`: what this server tracks, in the header (and the idle text). */
+function onServer(payload) {
+  serverInfo = payload && typeof payload === 'object' && !Array.isArray(payload) ? payload : {};
+  const repository = str(serverInfo.configuration_repository);
+  const repositories = wholeNumber(serverInfo.repositories);
+  const branches = wholeNumber(serverInfo.branches);
+  const targets = Array.isArray(serverInfo.kernel_targets)
+    ? serverInfo.kernel_targets.map(str).filter((t) => t !== '') : [];
+  const parts = [];
+  if (repository === '') {
+    parts.push('no configuration repository');
+  } else {
+    parts.push('tracking ' + (branches === null ? '' : plural(branches, 'branch', 'branches') + ' of ') +
+      plural(repositories, 'repository', 'repositories') + ' from ' + repository);
+  }
+  if (targets.length > 0) {
+    parts.push((targets.length === 1 ? 'kernel target ' : 'kernel targets ') + targets.join(', '));
+  }
+  page.tracking.textContent = parts.join(' · ');
+  page.tracking.hidden = false;
+  showIdle();
+}
+
 /** `status`: the running section becomes exactly these builds. */
 function onStatus(payload, reseed) {
+  statusSeen = true;
   const entries = payload && typeof payload === 'object' && !Array.isArray(payload) ? payload : {};
   const seen = new Set();
   const views = [];
@@ -670,14 +1010,18 @@ function onStatus(payload, reseed) {
     seen.add(id);
     let view = running.get(id);
     if (!view) {
-      view = new BuildView(id);
-      running.set(id, view);
-      view.seed(build.monitor);
-      const waiting = orphans.get(id);
-      if (waiting) {
+      view = orphans.get(id);
+      if (view) {
+        // Its lines came first: they follow the tail of the log.
         orphans.delete(id);
-        for (const line of waiting) view.push(line);
+        view.seed(build.monitor, view.takePending());
+      } else {
+        view = new BuildView(id);
+        view.seed(build.monitor);
       }
+      running.set(id, view);
+      view.shown = true;
+      if (view.pending.length > 0) schedule(view);
     } else if (reseed) {
       // After a reconnection the console has a gap: start it over.
       view.seed(build.monitor);
@@ -707,44 +1051,45 @@ function onStatus(payload, reseed) {
     if (!cursor.classList.contains('empty')) cursor.remove();
     cursor = next;
   }
-  let empty = list.querySelector(':scope > .empty');
-  if (views.length === 0 && !empty) {
-    empty = el('p', 'empty', 'No build is running or queued.');
-    list.appendChild(empty);
-  } else if (views.length > 0 && empty) {
-    empty.remove();
-  }
+  showIdle();
   page.runningCount.textContent = views.length ? '(' + views.length + ')' : '';
 }
 
-/** `update`: one log line. */
+/** `update`: a batch of log lines of one build (see the protocol above). */
 function onUpdate(payload) {
   if (!payload || typeof payload !== 'object') return;
   const id = str(payload.id);
-  const line = str(payload.line);
-  const view = running.get(id);
-  if (view) {
-    view.push(line);
-    return;
+  let view = running.get(id);
+  if (!view) {
+    view = orphans.get(id);
+    if (!view) {
+      if (orphans.size >= MAX_ORPHANS) {
+        const oldest = orphans.keys().next().value;
+        orphans.get(oldest).remove();
+        orphans.delete(oldest);
+      }
+      view = new BuildView(id);
+      orphans.set(id, view);
+    }
   }
-  let waiting = orphans.get(id);
-  if (!waiting) {
-    if (orphans.size >= MAX_ORPHANS) orphans.delete(orphans.keys().next().value);
-    waiting = [];
-    orphans.set(id, waiting);
-  }
-  waiting.push(line);
-  if (waiting.length > CONSOLE_LINES) waiting.splice(0, waiting.length - CONSOLE_LINES);
+  view.receive(payload);
 }
 
-/** `lagged`: the server dropped events for this page. */
+/** `lagged`: lines of a build that the server could not read back for this page. */
 function onLagged(payload) {
-  const skipped = payload && typeof payload === 'object' ? Number(payload.skipped) || 0 : 0;
-  // The count covers every build's events, so any running console may
-  // have a gap: say so in each.
+  if (!payload || typeof payload !== 'object') return;
+  const skipped = wholeNumber(Number(payload.skipped)) || 0;
   const text = '… this page fell behind: up to ' + skipped.toLocaleString() +
     ' lines may be missing here;';
-  for (const view of running.values()) view.notice(text);
+  const view = running.get(str(payload.id));
+  if (view) {
+    view.notice(text);
+    return;
+  }
+  if (payload.id === undefined) {
+    // An older server: the count covers every build's events.
+    for (const each of running.values()) each.notice(text);
+  }
 }
 
 /** One finished build, collapsed. */
@@ -824,6 +1169,11 @@ function disconnected() {
   if (retry === null) retry = setTimeout(connect, RECONNECT_MS);
 }
 
+/**
+ * Handles one websocket message. A global on purpose: the browser tests
+ * give it made-up frames (gaps, repeats, pieces), and the page benchmark
+ * wraps it (and renderFrame) to time the page's own work.
+ */
 function onFrame(data) {
   if (typeof data !== 'string') return;
   let frame;
@@ -847,6 +1197,9 @@ function onFrame(data) {
     case 'lagged':
       onLagged(frame.payload);
       break;
+    case 'server':
+      onServer(frame.payload);
+      break;
     default:
       break;
   }
@@ -868,7 +1221,10 @@ function connect() {
     // The snapshot that follows rebuilds everything; consoles start over
     // from it since lines may have been missed while disconnected.
     reseedNext = true;
+    statusSeen = false;
+    for (const view of orphans.values()) view.remove();
     orphans.clear();
+    for (const view of running.values()) view.restartSequence();
   });
   ws.addEventListener('message', (event) => {
     if (ws === socket) onFrame(event.data);
@@ -888,6 +1244,7 @@ function start() {
   page.historyList = document.getElementById('history-list');
   page.banner = document.getElementById('disconnected');
   page.connection = document.getElementById('connection');
+  page.tracking = document.getElementById('tracking');
   setInterval(() => {
     for (const view of running.values()) view.tick();
   }, 1000);

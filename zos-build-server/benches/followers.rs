@@ -21,7 +21,7 @@
 //! gap or a repeat, up to the number of lines the log holds. Then 8 bursts
 //! of 100 followers, and the server's resident memory once idle.
 //!
-//! Set `ZOS_BENCH_ROUNDS` (default 3) for more rounds. Everything is bounded
+//! Set `ZOS_BENCH_ROUNDS` (default 3) for more rounds (0: only the bursts). Everything is bounded
 //! (every wait has a deadline) and every process started is stopped on every
 //! way out; loopback only.
 
@@ -513,20 +513,22 @@ async fn bench() {
             results.entry(n).or_default().push(result);
         }
     }
-    let reference = median(results[&0].iter().map(|r| r.build).collect());
-    for n in VARIANTS {
-        let of = &results[&n];
-        let build = median(of.iter().map(|r| r.build).collect());
-        let peak = of.iter().map(|r| r.peak_kib).max().unwrap_or(0);
-        println!(
-            "{n} followers: push-to-success median {} ({:.2}x no follower), CPU server {} \
-             followers {} (medians), server peak RSS max {}",
-            secs(build),
-            build.as_secs_f64() / reference.as_secs_f64(),
-            secs(median(of.iter().map(|r| r.server_cpu).collect())),
-            secs(median(of.iter().map(|r| r.followers_cpu).collect())),
-            mib(peak),
-        );
+    if rounds > 0 {
+        let reference = median(results[&0].iter().map(|r| r.build).collect());
+        for n in VARIANTS {
+            let of = &results[&n];
+            let build = median(of.iter().map(|r| r.build).collect());
+            let peak = of.iter().map(|r| r.peak_kib).max().unwrap_or(0);
+            println!(
+                "{n} followers: push-to-success median {} ({:.2}x no follower), CPU server {} \
+                 followers {} (medians), server peak RSS max {}",
+                secs(build),
+                build.as_secs_f64() / reference.as_secs_f64(),
+                secs(median(of.iter().map(|r| r.server_cpu).collect())),
+                secs(median(of.iter().map(|r| r.followers_cpu).collect())),
+                mib(peak),
+            );
+        }
     }
 
     // Bursts, then the idle server's memory.

@@ -1,9 +1,14 @@
 //! The monitor page in a real headless Chromium, driven over WebDriver
 //! (chromedriver, started by each test on a free loopback port), against the
 //! real server and real builds (see `support`): a live build's coloured
-//! lines appear while it runs, hostile commit messages stay text, and a page
+//! lines appear while it runs, hostile commit messages stay text, a page
 //! left open over a server restart shows the disconnected banner and then
-//! recovers without a reload.
+//! recovers without a reload, the line printed after a million-line flood
+//! is on the page while the build still runs, long lines sent in pieces are
+//! put back whole, an idle server's page says nothing is building (and, on a
+//! server that tracks nothing, how to start tracking), and the page keeps
+//! the sequence of a build's lines (gaps said, repeats skipped, colours
+//! carried over lines it never draws).
 //!
 //! Debian's `chromium` and `chromium-driver` must be installed
 //! (`scripts/test.sh` installs them); without them these tests fail, they
@@ -170,6 +175,8 @@ impl Driver {
             "--disable-component-update".to_string(),
             "--disable-sync".to_string(),
             "--no-first-run".to_string(),
+            // performance.memory exact and current (not rounded, not cached).
+            "--enable-precise-memory-info".to_string(),
             format!(
                 "--user-data-dir={}",
                 self.dir.path().join("profile").display()
@@ -779,5 +786,518 @@ async fn the_page_shows_a_banner_while_the_server_is_down_and_recovers() {
 
     driver.stop(client).await;
     server.stop(&h).await;
+    h.stop_and_check_clean(&ids).await;
+}
+
+/// Build `id`'s console on the page (null while there is none): its lines
+/// (as `console` reads them), its notices, its number of rows and the text
+/// before its "full log" link (the count of earlier lines).
+async fn console_state(client: &Client, id: &str) -> Value {
+    js(
+        client,
+        "const box = document.querySelector('.console[data-build-id=\"' + CSS.escape(arguments[0]) + '\"]');
+         if (!box) return null;
+         const article = box.closest('article');
+         return {lines: Array.from(box.querySelectorAll(':scope > .line:not(.notice)'), (n) => n.textContent),
+                 notices: Array.from(box.querySelectorAll(':scope > .notice'), (n) => n.textContent),
+                 rows: box.childElementCount,
+                 earlier: article.querySelector('.earlier').textContent};",
+        vec![json!(id)],
+    )
+    .await
+}
+
+/// The page's JS heap in use, in bytes (Chromium's `performance.memory`).
+async fn js_heap(client: &Client) -> u64 {
+    let used = js(
+        client,
+        "return performance.memory ? performance.memory.usedJSHeapSize : null;",
+        vec![],
+    )
+    .await;
+    used.as_u64()
+        .unwrap_or_else(|| panic!("no performance.memory in this Chromium: {used}"))
+}
+
+/// The number in a text such as "… 999,502 earlier lines: ".
+fn number_in(text: &str) -> u64 {
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    digits
+        .parse()
+        .unwrap_or_else(|e| panic!("no number in {text:?}: {e}"))
+}
+
+/// The lines of the console (see `console`) as text, for messages.
+fn tail_of(lines: &[Value]) -> String {
+    let strings: Vec<&str> = lines.iter().filter_map(Value::as_str).collect();
+    format!("{} lines, last {:?}", strings.len(), strings.last())
+}
+
+/// Waits for `marker`, printed after the flood of build `id`, as the last
+/// line on the page; then checks that the console holds its last
+/// CONSOLE_LINES lines: the end of the flood, in order, with nothing missing
+/// or repeated, no notice of a gap, the earlier lines counted; and that the
+/// page's JS heap is under 100 MB.
+async fn assert_flood_tail(h: &Harness, client: &Client, id: &str, marker: &str) {
+    let seen = until(WAIT, "the marker after the flood on the page", || async {
+        let state = console_state(client, id).await;
+        let lines = state["lines"].as_array().cloned().unwrap_or_default();
+        if lines.last().and_then(Value::as_str) == Some(marker) {
+            Ok(state)
+        } else {
+            Err(format!(
+                "{}; notices {}; build {:?}",
+                tail_of(&lines),
+                state["notices"],
+                h.record(id).await.status
+            ))
+        }
+    })
+    .await;
+    let lines: Vec<&str> = seen["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(lines.len(), CONSOLE_LINES, "{seen}");
+    assert_eq!(seen["rows"], json!(CONSOLE_LINES), "{seen}");
+    let expected: Vec<String> = (FLOOD_LINES + 2 - CONSOLE_LINES as u64..=FLOOD_LINES)
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(
+        lines[..CONSOLE_LINES - 1],
+        expected[..],
+        "the flood's last lines"
+    );
+    assert_eq!(seen["notices"], json!([]), "no gap, no lag: {seen}");
+    let earlier = number_in(seen["earlier"].as_str().unwrap());
+    assert!(
+        earlier >= FLOOD_LINES + 1 - CONSOLE_LINES as u64,
+        "the earlier lines are counted: {seen}"
+    );
+    let heap = js_heap(client).await;
+    assert!(heap < 100 << 20, "the page's JS heap: {heap} bytes");
+}
+
+/// Removes, when dropped, every container of the harness's server (its
+/// instance label): a test that fails while its build sleeps leaves none
+/// behind (the harness's server is not stopped then).
+struct BuildContainers(String);
+
+impl BuildContainers {
+    fn of(h: &Harness) -> BuildContainers {
+        BuildContainers(zos_build_server::server::instance_name(
+            &h.config.data_directory,
+        ))
+    }
+}
+
+impl Drop for BuildContainers {
+    fn drop(&mut self) {
+        let label = format!("label=zos-build.instance={}", self.0);
+        let Ok(listed) = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &label])
+            .stderr(Stdio::null())
+            .output()
+        else {
+            return;
+        };
+        let ids = String::from_utf8_lossy(&listed.stdout).into_owned();
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&ids)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Lines printed by the flood, then the marker.
+const FLOOD_LINES: u64 = 1_000_000;
+/// Lines a console keeps (the page's CONSOLE_LINES).
+const CONSOLE_LINES: usize = 500;
+
+#[tokio::test]
+async fn the_last_line_after_a_million_line_flood_reaches_the_page_while_the_build_runs() {
+    let _docker = DOCKER.lock().await;
+    let driver = Driver::start().await;
+    let client = driver.session().await;
+    let mut h = Harness::start("").await;
+    let _containers = BuildContainers::of(&h);
+    open_monitor(&h, &client).await;
+    // A second tab on the page, left in the background through the flood:
+    // hidden, it gets no animation frames, so nothing is drawn there.
+    let front = client.window().await.unwrap();
+    let back = client.new_window(true).await.unwrap().handle;
+    client.switch_to_window(back.clone()).await.unwrap();
+    open_monitor(&h, &client).await;
+    js(
+        &client,
+        "window.__visibility = [document.visibilityState];
+         document.addEventListener('visibilitychange',
+           () => window.__visibility.push(document.visibilityState));
+         return null;",
+        vec![],
+    )
+    .await;
+    client.switch_to_window(front.clone()).await.unwrap();
+
+    // The marker after the flood, then a wait that only the test ends.
+    let marker = format!("FLOOD-MARKER-{}", std::process::id());
+    let commit = h.commit(&format!(
+        "#!/bin/sh\nseq 1 {FLOOD_LINES}\necho {marker}\nsleep 120\n"
+    ));
+    let ids = h.push(&commit).await;
+    let id = ids[0].clone();
+    assert_flood_tail(&h, &client, &id, &marker).await;
+    assert_building(&h, &id, "when its marker is on the page").await;
+
+    // The background tab, brought to the front: hidden through the flood,
+    // it kept a console's worth of lines, and shows the same.
+    client.switch_to_window(back).await.unwrap();
+    assert_flood_tail(&h, &client, &id, &marker).await;
+    assert_eq!(
+        js(&client, "return window.__visibility;", vec![]).await,
+        json!(["visible", "hidden", "visible"]),
+        "the second tab was hidden through the flood"
+    );
+    assert_building(&h, &id, "when its marker is on the second tab").await;
+    client.switch_to_window(front).await.unwrap();
+
+    // Cancelled, it moves to the history.
+    let cancelled = h
+        .server()
+        .state
+        .scheduler
+        .as_ref()
+        .expect("the harness runs builds")
+        .cancel(&id, "the test saw its marker");
+    assert!(cancelled, "the build could be cancelled");
+    let record = h.finished(&id).await;
+    assert_eq!(record.status, BuildStatus::Cancelled, "{record:?}");
+    until(WAIT, "the cancelled build in the history", || async {
+        let state = js(
+            &client,
+            "const entry = document.querySelector('#history details[data-build-id=\"' + CSS.escape(arguments[0]) + '\"]');
+             return [entry ? entry.className : null,
+                     document.querySelectorAll('#running article[data-build-id]').length];",
+            vec![json!(id)],
+        )
+        .await;
+        if state[0]
+            .as_str()
+            .is_some_and(|c| c.contains("status-cancelled"))
+            && state[1] == 0
+        {
+            Ok(())
+        } else {
+            Err(state.to_string())
+        }
+    })
+    .await;
+
+    driver.stop(client).await;
+    h.stop_and_check_clean(&ids).await;
+}
+
+/// Loads `/monitor` and waits until the page is connected, its running
+/// section says what it says with no build and (with `server_event`) its
+/// header says what the server tracks: returns those two texts.
+async fn idle_page(h: &Harness, client: &Client, server_event: bool) -> (String, String) {
+    client.goto(&h.url("/monitor")).await.unwrap();
+    let state = until(WAIT, "the connected page with no build", || async {
+        let state = js(
+            client,
+            "const empty = document.querySelector('#running-list > .empty');
+             const tracking = document.getElementById('tracking');
+             return {connection: document.getElementById('connection').textContent,
+                     builds: document.querySelectorAll('#running article[data-build-id]').length,
+                     empty: empty ? empty.textContent : null,
+                     tracking: tracking && !tracking.hidden ? tracking.textContent : null};",
+            vec![],
+        )
+        .await;
+        if state["connection"] == "live"
+            && state["builds"] == 0
+            && state["empty"].as_str().is_some()
+            && (!server_event || state["tracking"].as_str().is_some())
+        {
+            Ok(state)
+        } else {
+            Err(state.to_string())
+        }
+    })
+    .await;
+    (
+        state["empty"].as_str().unwrap().to_string(),
+        state["tracking"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// A running harness that tracks nothing: its configuration repository
+/// holds no branch file (`keep_repository`), or its configuration has no
+/// `configuration-repository` key at all.
+async fn untracked_harness(keep_repository: bool) -> Harness {
+    let mut h = Harness::prepare("").await;
+    if keep_repository {
+        let catalog = h.dir.path().join("config-repo").join(support::REPOSITORY);
+        for entry in std::fs::read_dir(&catalog).unwrap() {
+            std::fs::remove_file(entry.unwrap().path()).unwrap();
+        }
+    } else {
+        h.yaml = h
+            .yaml
+            .lines()
+            .filter(|line| !line.starts_with("configuration-repository:"))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        assert!(!h.yaml.contains("configuration-repository"), "{}", h.yaml);
+        h.config = zos_build_server::Config::from_yaml(&h.yaml, Path::new("test.yaml")).unwrap();
+    }
+    h.restart(true).await;
+    h
+}
+
+#[tokio::test]
+async fn an_idle_page_says_nothing_is_building_and_how_to_start_tracking() {
+    let _docker = DOCKER.lock().await;
+    let driver = Driver::start().await;
+    let client = driver.session().await;
+
+    // A server tracking acme/widget (master and dev), with nothing to do.
+    let h = Harness::start("").await;
+    let (empty, tracking) = idle_page(&h, &client, true).await;
+    assert!(empty.contains("Nothing is building"), "{empty}");
+    assert!(
+        !empty.contains("Waiting"),
+        "connected, it waits for nothing: {empty}"
+    );
+    assert!(
+        !empty.contains("configuration-repository"),
+        "a tracking server needs no set-up: {empty}"
+    );
+    assert!(
+        tracking.starts_with("tracking 2 branches of 1 repository from "),
+        "{tracking}"
+    );
+    h.stop_and_check_clean(&[]).await;
+
+    // No configuration repository: how to set one.
+    let h = untracked_harness(false).await;
+    let (empty, tracking) = idle_page(&h, &client, true).await;
+    assert!(empty.contains("Nothing is building"), "{empty}");
+    assert!(empty.contains("tracks no repository"), "{empty}");
+    assert!(
+        empty.contains("set the configuration-repository key of the server's configuration"),
+        "{empty}"
+    );
+    assert!(empty.contains("docs/server-configuration.md"), "{empty}");
+    assert!(
+        tracking.starts_with("no configuration repository"),
+        "{tracking}"
+    );
+    h.stop_and_check_clean(&[]).await;
+
+    // A configuration repository naming no branch: how to start tracking.
+    let h = untracked_harness(true).await;
+    let (empty, tracking) = idle_page(&h, &client, true).await;
+    assert!(empty.contains("Nothing is building"), "{empty}");
+    assert!(empty.contains("tracks no repository"), "{empty}");
+    assert!(empty.contains("add a branch file"), "{empty}");
+    assert!(empty.contains("configuration-repository"), "{empty}");
+    assert!(
+        tracking.starts_with("tracking 0 branches of 0 repositories from "),
+        "{tracking}"
+    );
+    h.stop_and_check_clean(&[]).await;
+
+    driver.stop(client).await;
+}
+
+/// Frames of a build that does not exist, given to the page's own frame
+/// handler (`onFrame`, as if they came from the websocket): one batch of
+/// 5,000 lines whose first sets green, a reset, a gap of eight lines, a
+/// repeat, a line in two pieces, a piece without its beginning, a last line.
+const SYNTHETIC_FRAMES: &str = r#"
+const id = 'synthetic-build';
+const added = [];
+new MutationObserver((records) => {
+  for (const r of records) for (const n of r.addedNodes) if (n.classList && n.classList.contains('line')) added.push(n);
+}).observe(document.getElementById('running-list'), {childList: true, subtree: true});
+window.__added = added;
+const send = (event, payload) => onFrame(JSON.stringify({event, payload}));
+send('status', {[id]: {id, status: 'building', name: 'acme/synthetic/master',
+                       started: Date.now() / 1000, monitor: ''}});
+let flood = '\u001b[32mline 0\n';
+for (let i = 1; i < 5000; i++) flood += 'line ' + i + '\n';
+send('update', {id, seq: 0, count: 5000, line: flood});
+send('update', {id, seq: 5000, count: 2, line: '\u001b[0mline 5000\nline 5001\n'});
+send('update', {id, seq: 5010, count: 1, line: 'line 5010\n'});
+send('update', {id, seq: 5008, count: 4, line: 'line 5008\nline 5009\nline 5010\nline 5011\n'});
+send('update', {id, seq: 5012, count: 0, piece: 0, line: 'a'.repeat(40000)});
+send('update', {id, seq: 5012, count: 1, piece: 1, line: 'b'.repeat(30000) + '\n'});
+send('update', {id, seq: 5013, count: 1, piece: 1, line: 'a piece without its beginning\n'});
+send('update', {id, seq: 5014, count: 1, line: 'last\n'});
+return null;
+"#;
+
+#[tokio::test]
+async fn the_page_draws_only_the_lines_it_shows_and_says_where_lines_are_missing() {
+    let _docker = DOCKER.lock().await;
+    let driver = Driver::start().await;
+    let client = driver.session().await;
+    // An idle server: nothing it sends touches the made-up build.
+    let h = Harness::start("").await;
+    idle_page(&h, &client, false).await;
+    js(&client, SYNTHETIC_FRAMES, vec![]).await;
+    let id = "synthetic-build";
+    let state = until(WAIT, "the made-up build's lines drawn", || async {
+        let state = console_state(&client, id).await;
+        let lines = state["lines"].as_array().cloned().unwrap_or_default();
+        if lines.last().and_then(Value::as_str) == Some("last") {
+            Ok(state)
+        } else {
+            Err(state.to_string())
+        }
+    })
+    .await;
+    let lines: Vec<&str> = state["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    // The last CONSOLE_LINES rows: the batch's last 493 lines, the two after
+    // the reset, the notice, the line after the gap, the one new line of the
+    // repeat, the line put together, the last line.
+    let mut expected: Vec<String> = (4507..5002).map(|i| format!("line {i}")).collect();
+    expected.extend(["line 5010".to_string(), "line 5011".to_string()]);
+    expected.push(format!("{}{}", "a".repeat(40000), "b".repeat(30000)));
+    expected.push("last".to_string());
+    let short: Vec<String> = lines
+        .iter()
+        .map(|l| format!("{l:.20}({})", l.len()))
+        .collect();
+    assert_eq!(
+        state["rows"],
+        json!(CONSOLE_LINES),
+        "{:?} {}",
+        &short[short.len().saturating_sub(20)..],
+        state["notices"]
+    );
+    assert_eq!(
+        lines.len(),
+        expected.len(),
+        "{:?} {}",
+        &short[short.len().saturating_sub(20)..],
+        state["notices"]
+    );
+    for (shown, wanted) in lines.iter().zip(&expected) {
+        assert!(shown == wanted, "{:.60} instead of {:.60}", shown, wanted);
+    }
+    assert_eq!(state["earlier"], "… 4,507 earlier lines: ", "{state:?}");
+    let notices = state["notices"].as_array().unwrap();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(
+        notices[0]
+            .as_str()
+            .unwrap()
+            .contains("8 lines missing here"),
+        "{notices:?}"
+    );
+
+    // The colour set by the first line (never drawn) holds until the reset.
+    let colours = js(
+        &client,
+        "const box = document.querySelector('.console[data-build-id=\"synthetic-build\"]');
+         return Array.from(box.querySelectorAll(':scope > .line:not(.notice)'),
+                           (n) => n.querySelector('span.ansi-fg-2') !== null);",
+        vec![],
+    )
+    .await;
+    let colours: Vec<bool> = colours
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_bool().unwrap())
+        .collect();
+    assert!(colours[..493].iter().all(|&green| green), "{colours:?}");
+    assert!(!colours[493..].iter().any(|&green| green), "{colours:?}");
+
+    // Only what is shown was ever made: the page drew the 5,000 lines'
+    // tail, not each of them.
+    let added = js(&client, "return window.__added.length;", vec![]).await;
+    assert!(
+        added.as_u64().unwrap() <= CONSOLE_LINES as u64,
+        "{added} lines made for {CONSOLE_LINES} rows"
+    );
+
+    driver.stop(client).await;
+    h.stop_and_check_clean(&[]).await;
+}
+
+#[tokio::test]
+async fn long_lines_sent_in_pieces_are_shown_whole() {
+    let _docker = DOCKER.lock().await;
+    let driver = Driver::start().await;
+    let client = driver.session().await;
+    let mut h = Harness::start("").await;
+    let _containers = BuildContainers::of(&h);
+    open_monitor(&h, &client).await;
+    // 70,000 and 300,000 characters: over one frame of the server (64 KiB),
+    // each is sent in pieces; then a short line.
+    let commit = h.commit(
+        "#!/bin/sh\nprintf '%070000d\\n' 0\nprintf '%0300000d\\n' 0 | tr 0 y\n\
+         echo after-the-long-lines\nsleep 120\n",
+    );
+    let ids = h.push(&commit).await;
+    let id = ids[0].clone();
+    let state = until(WAIT, "the long lines on the page", || async {
+        let state = console_state(&client, &id).await;
+        let lines = state["lines"].as_array().cloned().unwrap_or_default();
+        if lines.last().and_then(Value::as_str) == Some("after-the-long-lines") {
+            Ok(state)
+        } else {
+            Err(format!(
+                "{}; build {:?}",
+                tail_of(&lines),
+                h.record(&id).await.status
+            ))
+        }
+    })
+    .await;
+    assert_building(&h, &id, "when its lines are on the page").await;
+    let lines: Vec<&str> = state["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    let long: Vec<&&str> = lines.iter().filter(|l| l.len() > 1000).collect();
+    let short: Vec<String> = lines
+        .iter()
+        .map(|l| format!("{l:.20}({})", l.len()))
+        .collect();
+    assert_eq!(long.len(), 2, "two long lines: {short:?}");
+    assert!(*long[0] == "0".repeat(70_000), "the first whole: {short:?}");
+    assert!(
+        *long[1] == "y".repeat(300_000),
+        "the second whole: {short:?}"
+    );
+    assert_eq!(state["notices"], json!([]));
+    let cancelled = h
+        .server()
+        .state
+        .scheduler
+        .as_ref()
+        .expect("the harness runs builds")
+        .cancel(&id, "the test saw its lines");
+    assert!(cancelled);
+    h.finished(&id).await;
+    driver.stop(client).await;
     h.stop_and_check_clean(&ids).await;
 }

@@ -85,7 +85,8 @@ pub fn upgrade(state: &Arc<AppState>, mut request: Request<Incoming>) -> Respons
                 let limits = WebSocketConfig::default()
                     .max_message_size(Some(MAX_WEBSOCKET_MESSAGE))
                     .max_frame_size(Some(MAX_WEBSOCKET_MESSAGE))
-                    .write_buffer_size(WRITE_BUFFER);
+                    .write_buffer_size(WRITE_BUFFER)
+                    .read_buffer_size(READ_BUFFER);
                 let socket = WebSocketStream::from_raw_socket(
                     TokioIo::new(upgraded),
                     Role::Server,
@@ -126,6 +127,10 @@ const FLUSH_EVERY: usize = 64;
 /// tungstenite's default (128 KiB each) would be most of the server's
 /// memory, and a smaller buffer costs only a few more writes.
 const WRITE_BUFFER: usize = 16 * 1024;
+/// What a client's socket reads at once: clients say next to nothing, and
+/// tungstenite's default (128 KiB, allocated up front) would cost a thousand
+/// clients 128 MiB.
+const READ_BUFFER: usize = 4 * 1024;
 /// The most of a log read at once when catching up: about one frame.
 const CATCH_UP_CHUNK: u64 = 64 * 1024;
 /// Clients reading and encoding a piece of a log at the same time: when
