@@ -29,7 +29,10 @@ ensure_dockerd() {
     return
   fi
   log "starting dockerd"
-  (dockerd >/tmp/zos-build-dockerd.log 2>&1 &)
+  # In a session of its own: stopping whatever started it (a terminal, a
+  # job killed with its process group) must not stop the daemon that every
+  # later test run shares.
+  (setsid dockerd >>/tmp/zos-build-dockerd.log 2>&1 </dev/null &)
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && return
     sleep 1

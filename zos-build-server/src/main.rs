@@ -120,3 +120,8 @@ async fn stop_signal() -> std::io::Result<&'static str> {
         tokio::signal::ctrl_c().await.map(|()| "Ctrl-C")
     }
 }
+
+/// jemalloc, which gives freed memory back after a burst of followers where
+/// glibc's allocator kept it (docs/benchmarks.md, "Followers").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -131,8 +131,8 @@ const WRITE_BUFFER: usize = 16 * 1024;
 /// tungstenite's default (128 KiB, allocated up front) would cost a thousand
 /// clients 128 MiB.
 const READ_BUFFER: usize = 4 * 1024;
-/// The most of a log read at once when catching up: about one frame.
-const CATCH_UP_CHUNK: u64 = 64 * 1024;
+/// The most of a log read at once when catching up: about one batch.
+const CATCH_UP_CHUNK: u64 = crate::live::MAX_BATCH as u64;
 /// Clients reading and encoding a piece of a log at the same time: when
 /// many fell behind at once, the others wait their turn rather than each
 /// holding a chunk and its frames.

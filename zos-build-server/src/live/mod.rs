@@ -32,8 +32,11 @@ use zos_build_core::{LogEvent, LogSink, SinkError};
 
 /// The most text one batch event carries: a larger write of a log is
 /// published as several batches (each of whole lines, but for a line
-/// longer than this, which goes alone).
-pub const MAX_BATCH: usize = update::MAX_UPDATE;
+/// longer than this, which goes alone). A quarter of the largest frame:
+/// every websocket client keeps a buffer as large as the largest frame it
+/// wrote, so with a thousand clients the frame size is the server's
+/// memory, while a million-line build still makes only about 500 frames.
+pub const MAX_BATCH: usize = update::MAX_UPDATE / 4;
 /// Builds whose log positions are remembered (the running ones, and the
 /// latest finished ones, whose tails a late subscriber may still need).
 pub const REMEMBERED_LOGS: usize = 256;
