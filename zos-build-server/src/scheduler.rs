@@ -45,6 +45,7 @@ use crate::catalog::SharedCatalog;
 use crate::config::{Config, OnShutdown};
 use crate::kernel;
 use crate::live::Live;
+use crate::metrics::PhaseHistograms;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -64,7 +65,7 @@ use zos_build_core::sink::{FanOut, FileSink, MaskSecrets, SizeCap};
 use zos_build_core::{
     artifact_name, link_name, ArtifactKind, BinaryPublisher, BuildRecord, BuildSpec, BuildStatus,
     BuildUpdate, CancellationToken, Command, Enqueued, Executor, History, HistoryError,
-    LocalPublisher, LogSink, LogStream, NewBuild, PublishError, Publisher,
+    LocalPublisher, LogSink, LogStream, NewBuild, PhaseTimings, PublishError, Publisher,
 };
 use zos_flist_config::{Branch, Format};
 
@@ -119,6 +120,8 @@ struct Inner {
     /// `queued` instead of starting.
     closing: CancellationToken,
     tasks: TaskTracker,
+    /// The phases of the builds ended since start-up, for `/metrics`.
+    phase_histograms: PhaseHistograms,
 }
 
 struct ActiveBuild {
@@ -157,6 +160,7 @@ impl Scheduler {
                 shutdown: CancellationToken::new(),
                 closing: CancellationToken::new(),
                 tasks: TaskTracker::new(),
+                phase_histograms: PhaseHistograms::default(),
             }),
         }
     }
@@ -292,6 +296,11 @@ impl Scheduler {
         &self.inner.executor
     }
 
+    /// How long the phases of the builds ended since start-up took.
+    pub fn phase_histograms(&self) -> &PhaseHistograms {
+        &self.inner.phase_histograms
+    }
+
     /// Whether build `id` is queued or running now.
     pub fn is_active(&self, id: &str) -> bool {
         self.inner
@@ -415,6 +424,7 @@ impl Inner {
         tracing::info!(build = %id, name = %record.name, commit = %record.commit, "build started");
         let work = self.config.build_work_directory(id);
         let log = self.config.build_log_path(id);
+        let mut phases = PhaseTimings::new();
         let ending = match FileSink::create(&log).await {
             Ok(file) => {
                 // The file first: a follower woken by the live line finds it there.
@@ -440,7 +450,11 @@ impl Inner {
                     _ => self.job(&record, &work),
                 };
                 let ending = match job {
-                    Ok(job) => job.run(&mut log, &stop).await,
+                    Ok(job) => {
+                        let ending = job.run(&mut log, &stop).await;
+                        phases = log.phases().clone();
+                        ending
+                    }
                     Err(message) => {
                         let ending = JobEnding::error(message);
                         log.line(ending.last_line()).await;
@@ -493,7 +507,9 @@ impl Inner {
             }
             _ => BuildUpdate::finished(BuildStatus::Error, Some("unknown ending".into()), None),
         };
-        self.record(id, update).await;
+        // With the ending, in the same write.
+        self.phase_histograms.observe(&phases);
+        self.record(id, update.phases(phases)).await;
         tracing::info!(build = %id, ending = %ending.last_line(), "build ended");
     }
 

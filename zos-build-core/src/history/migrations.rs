@@ -679,7 +679,13 @@ mod tests {
         let Enqueued::Queued(records) = history
             .enqueue(
                 None,
-                vec![NewBuild::new("o/r", "master", "1".repeat(40), "b.sh", "img")],
+                vec![NewBuild::new(
+                    "o/r",
+                    "master",
+                    "1".repeat(40),
+                    "b.sh",
+                    "img",
+                )],
             )
             .await
             .unwrap()
