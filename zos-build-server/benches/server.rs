@@ -552,6 +552,42 @@ async fn trivial(h: &mut Harness) {
         docker_all.iter().map(|d| secs(*d)).collect::<Vec<_>>()
     );
     steps(&h.server_output(), &ids);
+    phase_medians(h, &ids).await;
+}
+
+/// The median of each phase of the builds `ids`, from their records
+/// (`GET /api/builds/<id>`, `phases`), and of what the phases leave out.
+async fn phase_medians(h: &Harness, ids: &[String]) {
+    let names = ["fetch", "create", "upload", "run", "extract", "publish"];
+    let mut by_phase: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
+    for id in ids {
+        let build: Value = match h
+            .client
+            .get(h.url(&format!("/api/builds/{id}")))
+            .send()
+            .await
+        {
+            Ok(response) => response.json().await.unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        };
+        for (k, name) in names.iter().enumerate() {
+            if let Some(seconds) = build["phases"][name].as_f64() {
+                by_phase[k].push(Duration::from_secs_f64(seconds.max(0.0)));
+            }
+        }
+    }
+    let shown: Vec<String> = names
+        .iter()
+        .zip(by_phase)
+        .map(|(name, samples)| match samples.is_empty() {
+            true => format!("{name} -"),
+            false => format!("{name} {}", secs(median(samples))),
+        })
+        .collect();
+    println!(
+        "  phases (medians of the builds' records): {}",
+        shown.join(", ")
+    );
 }
 
 /// Seconds since midnight (UTC) of a server log line, and the line without
