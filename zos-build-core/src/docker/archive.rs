@@ -178,6 +178,9 @@ fn append_tree<W: Write>(
     name: &Path,
     executable: Option<&str>,
 ) -> io::Result<()> {
+    // A link of the tree is copied as a link: following it would copy a
+    // file of the host (or loop).
+    tar.follow_symlinks(false);
     tar.append_dir(name, dir)?;
     let mut entries = std::fs::read_dir(dir)?.collect::<io::Result<Vec<_>>>()?;
     entries.sort_by_key(|entry| entry.file_name());
@@ -360,6 +363,52 @@ mod tests {
             );
             assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         }
+    }
+
+    #[test]
+    fn the_tree_keeps_its_modes_and_links_and_only_the_script_becomes_executable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("autobuild")).unwrap();
+        std::fs::write(dir.path().join("autobuild/build.sh"), "#!/bin/sh\n").unwrap();
+        std::fs::write(dir.path().join("README"), "x").unwrap();
+        for file in ["autobuild/build.sh", "README"] {
+            let mode = std::fs::Permissions::from_mode(0o644);
+            std::fs::set_permissions(dir.path().join(file), mode).unwrap();
+        }
+        std::os::unix::fs::symlink("README", dir.path().join("link")).unwrap();
+        let mut builder = tar::Builder::new(Vec::new());
+        append_tree(
+            &mut builder,
+            dir.path(),
+            Path::new("widget"),
+            Some("widget/autobuild/build.sh"),
+        )
+        .unwrap();
+        let tar = builder.into_inner().unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let entries: Vec<(String, u32, tar::EntryType)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let header = e.header();
+                let path = e.path().unwrap().display().to_string();
+                (path, header.mode().unwrap() & 0o777, header.entry_type())
+            })
+            .collect();
+        let find = |name: &str| {
+            entries
+                .iter()
+                .find(|(path, _, _)| path.trim_end_matches('/') == name)
+                .cloned()
+                .unwrap_or_else(|| panic!("{name} missing: {entries:?}"))
+        };
+        assert_eq!(find("widget/autobuild/build.sh").1, 0o755);
+        assert_eq!(find("widget/README").1, 0o644);
+        assert_eq!(find("widget/link").2, tar::EntryType::Symlink);
+        assert_eq!(find("widget/autobuild").2, tar::EntryType::Directory);
+        assert_eq!(find("widget").2, tar::EntryType::Directory);
     }
 
     #[test]
