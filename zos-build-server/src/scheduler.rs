@@ -19,17 +19,20 @@
 //!    build cancelled in the queue ends `cancelled` without running.
 //! 3. With a permit, the build runs as a job of the core pipeline
 //!    ([`zos_build_core::pipeline::BuildJob`]): `initializing` while the
-//!    pushed commit is fetched with git into `<data>/work/<id>/<repo>` and
-//!    the image is pulled, `building` once its container started, its
-//!    artifact then published where its branch file's `format` says
-//!    ([`Publishers`]: the Zero-OS Hub, the binary directory, or the local
-//!    directory when no hub is configured), the branch's link moved forward
-//!    only. Every line goes to the build's log file (the one `/report/<id>`
+//!    pushed commit is fetched with git into `<data>/work/<id>/<repo>` and,
+//!    meanwhile, the container is created (the image pulled if missing),
+//!    `building` once its container started, its artifact then published
+//!    where its branch file's `format` says ([`Publishers`]: the Zero-OS
+//!    Hub, the binary directory, or the local directory when no hub is
+//!    configured), the branch's link moved forward only. Every line goes to the build's log file (the one `/report/<id>`
 //!    serves) and the live feed, secrets masked.
 //! 4. The job's ending is written to the history: `success` with the
 //!    published artifact (its name, kind, location and link), `error` with a
-//!    message saying why, or `cancelled`. The log's last line says the same,
-//!    and the work directory is removed.
+//!    message saying why, or `cancelled`, and, in the same write, how long
+//!    each phase took (fetch, create, upload, run, extract, publish: what
+//!    the job's log collected), which also go to the `/metrics` histograms.
+//!    The log's last line says the same, and the work directory is removed
+//!    once the ending is recorded.
 //!
 //! What a build does is the job's; this module only decides when it runs.
 //!
@@ -478,7 +481,6 @@ impl Inner {
                 ending
             }
         };
-        remove_work_directory(id, &work).await;
         let update = match &ending {
             JobEnding::Succeeded { published, .. } => {
                 let first = published.first();
@@ -510,6 +512,9 @@ impl Inner {
         // With the ending, in the same write.
         self.phase_histograms.observe(&phases);
         self.record(id, update.phases(phases)).await;
+        // After the record: nobody waits for it (the build is still active
+        // here, so the sweeper leaves the directory to this task).
+        remove_work_directory(id, &work).await;
         tracing::info!(build = %id, ending = %ending.last_line(), "build ended");
     }
 
