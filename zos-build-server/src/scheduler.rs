@@ -24,8 +24,9 @@
 //!    `building` once its container started, its artifact then published
 //!    where its branch file's `format` says ([`Publishers`]: the Zero-OS
 //!    Hub, the binary directory, or the local directory when no hub is
-//!    configured), the branch's link moved forward only. Every line goes to the build's log file (the one `/report/<id>`
-//!    serves) and the live feed, secrets masked.
+//!    configured), the branch's link moved forward only. Every line goes
+//!    to the build's log file (the one `/report/<id>` serves) and the live
+//!    feed, secrets masked.
 //! 4. The job's ending is written to the history: `success` with the
 //!    published artifact (its name, kind, location and link), `error` with a
 //!    message saying why, or `cancelled`, and, in the same write, how long
