@@ -96,21 +96,32 @@ impl DockerExecutor {
         }
         let mut seq = Sequencer::starting_at(spec.first_log_line);
         let creating = Instant::now();
-        let create = self.create(spec, sink, &mut seq, cancel);
+        // Cancelled when the fetch fails: a pull under way stops.
+        let abandon = cancel.child_token();
+        let create = self.create(spec, sink, &mut seq, &abandon);
         let (created, fetched) = match tree {
             None => (create.await, None),
             Some(mut tree) => {
                 // Both at once. A fetch that fails ends the build without
-                // waiting for the creation (a pull can take minutes); a
-                // container whose create call is dropped in flight is
-                // left to the sweep (its reservation goes with it).
+                // waiting for a pull (it can take minutes), but a create
+                // call in flight is waited for, so that its container is
+                // removed here rather than left to the next sweep.
                 tokio::pin!(create);
                 let mut fetched = None;
                 let created = loop {
                     tokio::select! {
                         done = &mut tree, if fetched.is_none() => match done {
                             Ok(dir) => fetched = Some(dir),
-                            Err(message) => return Err(BuildError::SourceUnavailable(message)),
+                            Err(message) => {
+                                abandon.cancel();
+                                if let Ok((_live, guard)) = create.await {
+                                    let id = guard.id().to_string();
+                                    if let Err(e) = guard.remove().await {
+                                        tracing::warn!(container = %id, error = %e, "cannot remove the container of a build whose fetch failed; the next sweep will");
+                                    }
+                                }
+                                return Err(BuildError::SourceUnavailable(message));
+                            }
                         },
                         created = &mut create => break created,
                     }
