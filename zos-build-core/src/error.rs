@@ -47,6 +47,11 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+    /// The source tree never came: its fetch, running while the container
+    /// was created ([`Executor::run_fetching`](crate::Executor::run_fetching)),
+    /// failed or was stopped. The container was removed.
+    #[error("the source tree is not available: {0}")]
+    SourceUnavailable(String),
     /// A requested artifact does not exist in the container.
     #[error("artifact {path} was not found in the container")]
     ArtifactMissing {

@@ -28,6 +28,7 @@ pub mod statuses;
 pub use migrations::SCHEMA_VERSION;
 pub use statuses::{NewStatus, QueuedStatus, StatusDelivery, StatusState};
 
+use crate::PhaseTimings;
 use rusqlite::{params, Connection, Row};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -298,6 +299,10 @@ pub struct BuildRecord {
     pub link: Option<String>,
     /// The pipeline it runs.
     pub pipeline: Pipeline,
+    /// How long each phase of the build took (recorded when it ended);
+    /// empty for builds that ran none, or ended before phases were
+    /// recorded.
+    pub phases: PhaseTimings,
 }
 
 /// A finished build of another service (the old autobuilder), recorded
@@ -398,6 +403,8 @@ pub struct BuildUpdate {
     pub artifact_location: Option<String>,
     /// Sets `link`.
     pub link: Option<String>,
+    /// Sets `phases` (when not empty).
+    pub phases: Option<PhaseTimings>,
 }
 
 impl BuildUpdate {
@@ -443,6 +450,12 @@ impl BuildUpdate {
         self.artifact_kind = Some(kind);
         self.artifact_location = Some(location.into());
         self.link = link;
+        self
+    }
+
+    /// Also records how long each phase took.
+    pub fn phases(mut self, phases: PhaseTimings) -> BuildUpdate {
+        self.phases = (!phases.is_empty()).then_some(phases);
         self
     }
 
@@ -534,7 +547,7 @@ pub const INTERRUPTED: &str = "interrupted by restart";
 
 const COLUMNS: &str = "id, name, repository, branch, commit_sha, commits, tag, baseimage, script, \
      status, queued, started, ended, error, artifact, delivery_id, container_id, \
-     artifact_kind, artifact_location, link, pipeline";
+     artifact_kind, artifact_location, link, pipeline, phases";
 
 /// The build history, cheap to clone (clones share the connection).
 #[derive(Clone)]
@@ -710,6 +723,7 @@ impl History {
                     artifact_location: None,
                     link: None,
                     pipeline: build.pipeline,
+                    phases: PhaseTimings::new(),
                 });
             }
             tx.commit().map_err(query("commit a push"))?;
@@ -817,7 +831,7 @@ impl History {
                      artifact = COALESCE(?6, artifact), container_id = COALESCE(?7, container_id), \
                      artifact_kind = COALESCE(?8, artifact_kind), \
                      artifact_location = COALESCE(?9, artifact_location), \
-                     link = COALESCE(?10, link) \
+                     link = COALESCE(?10, link), phases = COALESCE(?11, phases) \
                      WHERE id = ?1",
                     params![
                         id,
@@ -830,6 +844,7 @@ impl History {
                         update.artifact_kind.map(ArtifactKind::as_str),
                         update.artifact_location,
                         update.link,
+                        update.phases.map(|p| p.to_json().to_string()),
                     ],
                 )
                 .map_err(|source| HistoryError::Query {
@@ -1317,6 +1332,13 @@ fn raw_row(row: &Row<'_>) -> rusqlite::Result<(BuildRecord, String)> {
             artifact_location: row.get(18)?,
             link: row.get(19)?,
             pipeline: Pipeline::parse(&row.get::<_, String>(20)?),
+            // Written by this code only; text it cannot read (edited by
+            // hand) counts as no phases rather than hiding the build.
+            phases: row
+                .get::<_, Option<String>>(21)?
+                .as_deref()
+                .and_then(PhaseTimings::from_json)
+                .unwrap_or_default(),
         },
         status,
     ))
@@ -1862,6 +1884,7 @@ mod tests {
                 artifact_location: None,
                 link: None,
                 pipeline: Pipeline::Flist,
+                phases: crate::PhaseTimings::new(),
             }
         );
         // The build this server made stays the newest, and the latest of its

@@ -16,6 +16,9 @@
 //!   or, when it could not be carried out at all, a [`BuildError`];
 //! - a [`History`] records every build in an SQLite file, so that the
 //!   history and the queue survive restarts;
+//! - each build's [`Phase`]s (fetch, create, upload, run, extract,
+//!   publish) are timed where they happen and reach the caller through the
+//!   log, as [`PhaseTimings`];
 //! - [`git::Git::fetch_commit`] fetches exactly the pushed commit, [`artifact_name()`]
 //!   names the result, and a [`Publisher`] puts it where it is served.
 //!
@@ -34,6 +37,7 @@ pub mod history;
 pub mod log;
 pub mod names;
 mod outcome;
+pub mod phase;
 pub mod pipeline;
 pub mod publish;
 pub mod redact;
@@ -44,7 +48,7 @@ pub mod units;
 pub use artifact_name::{artifact_name, latest_name};
 pub use docker::DockerExecutor;
 pub use error::BuildError;
-pub use executor::Executor;
+pub use executor::{Executor, PendingTree};
 pub use history::{
     ArtifactKind, BuildRecord, BuildStatus, BuildUpdate, Enqueued, History, HistoryError,
     LinkRecord, NewBuild,
@@ -52,6 +56,7 @@ pub use history::{
 pub use log::{LogEvent, LogStream};
 pub use names::{CommitId, NameError, RepositoryName};
 pub use outcome::{BuildOutcome, Termination};
+pub use phase::{Phase, PhaseTimings};
 pub use publish::{
     link_name, BinaryPublisher, HubPublisher, HubPublisherBuilder, LocalPublisher, PublishError,
     PublishRequest, Published, PublishedLink, Publisher, RetryPolicy,

@@ -15,7 +15,9 @@ pub enum Command {
     Exec(Vec<String>),
     /// Make the script at this path inside the container executable and run
     /// it (the image needs `/bin/sh`). This is how a repository's build script
-    /// runs once its source tree was copied in.
+    /// runs once its source tree was copied in. A script inside the copied
+    /// tree arrives executable (its tar entry says so), so the shell only
+    /// runs `chmod` for one that is not (a script of the image, a link).
     ScriptFile(String),
     /// Copy `script` into the container and run it with `interpreter`
     /// (for example `["/bin/sh", "-e"]`).
@@ -38,7 +40,7 @@ impl Command {
             Command::ScriptFile(path) => vec![
                 "/bin/sh".into(),
                 "-c".into(),
-                r#"chmod +x -- "$0" && exec "$0""#.into(),
+                r#"[ -x "$0" ] || chmod +x -- "$0" && exec "$0""#.into(),
                 path.clone(),
             ],
             Command::Inline { interpreter, .. } => {

@@ -13,7 +13,7 @@ use zos_build_core::sink::{
 };
 use zos_build_core::{
     BuildError, BuildSpec, CancellationToken, Command, DockerExecutor, Executor, LogEvent, LogSink,
-    LogStream, SinkError, Termination,
+    LogStream, PendingTree, Phase, SinkError, Termination,
 };
 
 fn sh(script: &str) -> Command {
@@ -301,6 +301,114 @@ async fn the_source_tree_is_copied_in_and_its_script_runs() {
         texts(&sink, LogStream::Stdout),
         ["hello from the host", "build.sh"]
     );
+}
+
+/// Lines and the phases the executor timed.
+#[derive(Default)]
+struct PhaseSink {
+    lines: VecSink,
+    phases: Vec<(Phase, Duration)>,
+}
+
+#[async_trait]
+impl LogSink for PhaseSink {
+    async fn write(&mut self, events: &[LogEvent]) -> Result<(), SinkError> {
+        self.lines.write(events).await
+    }
+
+    async fn phase(&mut self, phase: Phase, elapsed: Duration) -> Result<(), SinkError> {
+        self.phases.push((phase, elapsed));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_tree_still_being_fetched_goes_into_a_container_created_meanwhile() {
+    let executor = executor().await;
+    let src = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(src.path().join("autobuild")).unwrap();
+    std::fs::write(src.path().join("README"), "not executable\n").unwrap();
+    // Not executable on the host: its entry in the upload says it is, and
+    // nothing else becomes executable.
+    std::fs::write(
+        src.path().join("autobuild/build.sh"),
+        "#!/bin/sh\nset -e\n[ -x \"$0\" ] && echo script executable\n\
+         [ -x /myrepo/README ] || echo readme not executable\n\
+         mkdir -p /out; echo built > /out/a.txt\n",
+    )
+    .unwrap();
+    let id = build_id("fetching");
+    let out = tempfile::tempdir().unwrap();
+    let spec = BuildSpec::new(
+        id.clone(),
+        IMAGE,
+        Command::ScriptFile("/myrepo/autobuild/build.sh".into()),
+    )
+    .source("/the/tree/is/not/known/yet", "/myrepo")
+    .artifact("/out/a.txt")
+    .artifact_dir(out.path());
+    // The tree comes only once the container exists: the executor created
+    // it without waiting for the tree.
+    let (executor_ref, dir) = (&executor, src.path().to_path_buf());
+    let tree: PendingTree<'_> = Box::pin(async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while containers_of(executor_ref, &id).await.is_empty() {
+            if std::time::Instant::now() > deadline {
+                return Err("no container was created while the tree was fetched".to_string());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(dir)
+    });
+    let mut sink = PhaseSink::default();
+    let outcome = executor
+        .run_fetching(&spec, tree, &mut sink, &CancellationToken::new())
+        .await;
+    assert_no_container(&executor, &spec.build_id).await;
+    let outcome = outcome.unwrap();
+    assert!(outcome.succeeded(), "{:?}", sink.lines.events);
+    assert_eq!(
+        texts(&sink.lines, LogStream::Stdout),
+        ["script executable", "readme not executable"]
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("a.txt")).unwrap(),
+        "built\n"
+    );
+    let phases: Vec<Phase> = sink.phases.iter().map(|(p, _)| *p).collect();
+    assert_eq!(
+        phases,
+        [Phase::Create, Phase::Upload, Phase::Run, Phase::Extract]
+    );
+
+    // A fetch that fails runs nothing, and the container goes, whether it
+    // fails before the container exists (while the create call is in
+    // flight) or after.
+    // (A create call takes about 10 ms here: 2 ms in, it is in flight.)
+    for (name, delay) in [("fetch-fails-early", 2), ("fetch-fails-later", 300)] {
+        let failing = BuildSpec::new(
+            build_id(name),
+            IMAGE,
+            Command::ScriptFile("/myrepo/autobuild/build.sh".into()),
+        )
+        .source("/not/yet", "/myrepo");
+        let tree: PendingTree<'_> = Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            Err("git said no".to_string())
+        });
+        let mut sink = PhaseSink::default();
+        let result = executor
+            .run_fetching(&failing, tree, &mut sink, &CancellationToken::new())
+            .await;
+        // Long enough for a create call left behind to have made its container.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_no_container(&executor, &failing.build_id).await;
+        match result {
+            Err(BuildError::SourceUnavailable(message)) => assert_eq!(message, "git said no"),
+            other => panic!("{name}: {other:?}"),
+        }
+        assert!(sink.lines.events.is_empty(), "{:?}", sink.lines.events);
+    }
 }
 
 #[tokio::test]

@@ -2,6 +2,8 @@
 //! the same machine (see docs/benchmarks.md, "Server").
 //!
 //! cargo bench -p zos-build-server --bench server
+//! ZOS_BENCH=trivial cargo bench -p zos-build-server --bench server (only that part;
+//! also `intake`, `followers`, comma-separated; unset: all)
 //!
 //! The real `zos-build-server` binary (bench profile) is started with a
 //! configuration file, as in the end-to-end tests (`zos_build_testkit::server`): a
@@ -190,15 +192,26 @@ fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// From the signed push request to the history saying `success`.
-async fn push_to_success(h: &mut Harness, commit: &str, limit: Duration) -> Duration {
-    push_and_wait(h, commit, limit).await.0
+/// A new commit of `script` (with a comment making it unique), so that
+/// every push is a push of a commit never built: the server refuses a
+/// replayed push of a commit it built within `replay-window`.
+fn fresh_commit(h: &Harness, script: &str) -> String {
+    static PUSHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = PUSHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    h.commit(&format!("{script}# push {n}\n"))
+}
+
+/// From the signed push request to the history saying `success`, for a
+/// fresh commit of `script` (made before the clock starts).
+async fn push_to_success(h: &mut Harness, script: &str, limit: Duration) -> Duration {
+    push_and_wait(h, script, limit).await.0
 }
 
 /// [`push_to_success`], also returning the build's id.
-async fn push_and_wait(h: &mut Harness, commit: &str, limit: Duration) -> (Duration, String) {
+async fn push_and_wait(h: &mut Harness, script: &str, limit: Duration) -> (Duration, String) {
+    let commit = fresh_commit(h, script);
     let start = Instant::now();
-    let ids = h.push(commit).await;
+    let ids = h.push(&commit).await;
     assert_eq!(ids.len(), 1, "one build script, one build: {ids:?}");
     wait_success(h, &ids[0], limit).await;
     (start.elapsed(), ids[0].clone())
@@ -487,26 +500,27 @@ async fn intake(h: &mut Harness, commit: &str) {
 
 // ------------------------------------------------------- 2. push-to-success
 
-async fn trivial(h: &mut Harness, commit: &str) {
+async fn trivial(h: &mut Harness) {
     let limit = Duration::from_secs(120);
     // One warm-up of each.
-    push_to_success(h, commit, limit).await;
+    push_to_success(h, TRIVIAL_SCRIPT, limit).await;
     docker_run(TRIVIAL_SHELL).await;
     let (mut ours, mut docker, mut ids) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..TRIVIAL_ROUNDS {
         if round % 2 == 0 {
-            let (time, id) = push_and_wait(h, commit, limit).await;
+            let (time, id) = push_and_wait(h, TRIVIAL_SCRIPT, limit).await;
             ours.push(time);
             ids.push(id);
             docker.push(docker_run(TRIVIAL_SHELL).await);
         } else {
             docker.push(docker_run(TRIVIAL_SHELL).await);
-            let (time, id) = push_and_wait(h, commit, limit).await;
+            let (time, id) = push_and_wait(h, TRIVIAL_SCRIPT, limit).await;
             ours.push(time);
             ids.push(id);
         }
     }
     // A component of ours, alone: the fetch of exactly the pushed commit.
+    let commit = &fresh_commit(h, TRIVIAL_SCRIPT);
     let url = zos_build_core::git::repository_url(
         &format!("file://{}", h.dir.path().join("git").display()),
         REPOSITORY,
@@ -538,6 +552,42 @@ async fn trivial(h: &mut Harness, commit: &str) {
         docker_all.iter().map(|d| secs(*d)).collect::<Vec<_>>()
     );
     steps(&h.server_output(), &ids);
+    phase_medians(h, &ids).await;
+}
+
+/// The median of each phase of the builds `ids`, from their records
+/// (`GET /api/builds/<id>`, `phases`), and of what the phases leave out.
+async fn phase_medians(h: &Harness, ids: &[String]) {
+    let names = ["fetch", "create", "upload", "run", "extract", "publish"];
+    let mut by_phase: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
+    for id in ids {
+        let build: Value = match h
+            .client
+            .get(h.url(&format!("/api/builds/{id}")))
+            .send()
+            .await
+        {
+            Ok(response) => response.json().await.unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        };
+        for (k, name) in names.iter().enumerate() {
+            if let Some(seconds) = build["phases"][name].as_f64() {
+                by_phase[k].push(Duration::from_secs_f64(seconds.max(0.0)));
+            }
+        }
+    }
+    let shown: Vec<String> = names
+        .iter()
+        .zip(by_phase)
+        .map(|(name, samples)| match samples.is_empty() {
+            true => format!("{name} -"),
+            false => format!("{name} {}", secs(median(samples))),
+        })
+        .collect();
+    println!(
+        "  phases (medians of the builds' records): {}",
+        shown.join(", ")
+    );
 }
 
 /// Seconds since midnight (UTC) of a server log line, and the line without
@@ -883,7 +933,7 @@ struct LongBuild {
     followers_cpu: Duration,
 }
 
-async fn long_build(h: &mut Harness, pid: u32, commit: &str, followers: usize) -> LongBuild {
+async fn long_build(h: &mut Harness, pid: u32, script: &str, followers: usize) -> LongBuild {
     let mut sockets = Vec::with_capacity(followers);
     for _ in 0..followers {
         sockets.push(connect(h).await);
@@ -896,9 +946,10 @@ async fn long_build(h: &mut Harness, pid: u32, commit: &str, followers: usize) -
         .collect();
     drop(build);
     let pid = pid.to_string();
+    let commit = fresh_commit(h, script);
     let (server_before, self_before) = (cpu_of(&pid), cpu_of("self"));
     let start = Instant::now();
-    let ids = h.push(commit).await;
+    let ids = h.push(&commit).await;
     assert_eq!(ids.len(), 1);
     let _ = announce.send(Some(ids[0].clone()));
     wait_success(h, &ids[0], Duration::from_secs(600)).await;
@@ -1027,7 +1078,7 @@ fn summarise(round: usize, build: &LongBuild) {
     );
 }
 
-async fn followers(h: &mut Harness, pid: u32, commit: &str) {
+async fn followers(h: &mut Harness, pid: u32, script: &str) {
     let variants = [0, 1, FOLLOWERS];
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
     for round in 0..FOLLOW_ROUNDS {
@@ -1035,7 +1086,7 @@ async fn followers(h: &mut Harness, pid: u32, commit: &str) {
         for k in 0..variants.len() {
             let v = (k + round) % variants.len();
             let n = variants[v];
-            let build = long_build(h, pid, commit, n).await;
+            let build = long_build(h, pid, script, n).await;
             println!(
                 "  round {round}: {n} followers: push-to-success {}; CPU from the push to the \
                  followers' end: server {}, followers (this process) {}",
@@ -1082,6 +1133,10 @@ async fn main() {
         binary.display(),
         binary_size(binary) as f64 / (1024.0 * 1024.0)
     );
+    // ZOS_BENCH=trivial (or intake, followers; comma-separated) runs only
+    // those parts; unset, all of them.
+    let only = std::env::var("ZOS_BENCH").unwrap_or_default();
+    let runs = |part: &str| only.is_empty() || only.split(',').any(|p| p.trim() == part);
     let mut h = Harness::prepare("").await;
     let trivial_commit = h.commit(TRIVIAL_SCRIPT);
     let server = Server {
@@ -1092,19 +1147,24 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     print_memory(pid, "after start-up (idle)");
 
-    intake(&mut h, &trivial_commit).await;
-    print_memory(pid, "after the intake benchmark");
+    if runs("intake") {
+        intake(&mut h, &trivial_commit).await;
+        print_memory(pid, "after the intake benchmark");
+    }
 
-    trivial(&mut h, &trivial_commit).await;
-    print_memory(pid, "after the push-to-success benchmark");
+    if runs("trivial") {
+        trivial(&mut h).await;
+        print_memory(pid, "after the push-to-success benchmark");
+    }
 
-    let long_commit = h.commit(&format!(
-        "#!/bin/sh\nseq 1 {LINES}\nmkdir -p /target; echo x > /target/widget.tar.gz\n"
-    ));
-    followers(&mut h, pid, &long_commit).await;
-    // Idle threads of the blocking pool exit after 10 s.
-    tokio::time::sleep(Duration::from_secs(15)).await;
-    print_memory(pid, "15 s after the followers benchmark (idle again)");
+    if runs("followers") {
+        let long_script =
+            format!("#!/bin/sh\nseq 1 {LINES}\nmkdir -p /target; echo x > /target/widget.tar.gz\n");
+        followers(&mut h, pid, &long_script).await;
+        // Idle threads of the blocking pool exit after 10 s.
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        print_memory(pid, "15 s after the followers benchmark (idle again)");
+    }
     println!("load average {} at the end", load_average());
     drop(server);
 }

@@ -19,17 +19,21 @@
 //!    build cancelled in the queue ends `cancelled` without running.
 //! 3. With a permit, the build runs as a job of the core pipeline
 //!    ([`zos_build_core::pipeline::BuildJob`]): `initializing` while the
-//!    pushed commit is fetched with git into `<data>/work/<id>/<repo>` and
-//!    the image is pulled, `building` once its container started, its
-//!    artifact then published where its branch file's `format` says
-//!    ([`Publishers`]: the Zero-OS Hub, the binary directory, or the local
-//!    directory when no hub is configured), the branch's link moved forward
-//!    only. Every line goes to the build's log file (the one `/report/<id>`
-//!    serves) and the live feed, secrets masked.
+//!    pushed commit is fetched with git into `<data>/work/<id>/<repo>` and,
+//!    meanwhile, the container is created (the image pulled if missing),
+//!    `building` once its container started, its artifact then published
+//!    where its branch file's `format` says ([`Publishers`]: the Zero-OS
+//!    Hub, the binary directory, or the local directory when no hub is
+//!    configured), the branch's link moved forward only. Every line goes
+//!    to the build's log file (the one `/report/<id>` serves) and the live
+//!    feed, secrets masked.
 //! 4. The job's ending is written to the history: `success` with the
 //!    published artifact (its name, kind, location and link), `error` with a
-//!    message saying why, or `cancelled`. The log's last line says the same,
-//!    and the work directory is removed.
+//!    message saying why, or `cancelled`, and, in the same write, how long
+//!    each phase took (fetch, create, upload, run, extract, publish: what
+//!    the job's log collected), which also go to the `/metrics` histograms.
+//!    The log's last line says the same, and the work directory is removed
+//!    once the ending is recorded.
 //!
 //! What a build does is the job's; this module only decides when it runs.
 //!
@@ -45,6 +49,7 @@ use crate::catalog::SharedCatalog;
 use crate::config::{Config, OnShutdown};
 use crate::kernel;
 use crate::live::Live;
+use crate::metrics::PhaseHistograms;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -64,7 +69,7 @@ use zos_build_core::sink::{FanOut, FileSink, MaskSecrets, SizeCap};
 use zos_build_core::{
     artifact_name, link_name, ArtifactKind, BinaryPublisher, BuildRecord, BuildSpec, BuildStatus,
     BuildUpdate, CancellationToken, Command, Enqueued, Executor, History, HistoryError,
-    LocalPublisher, LogSink, LogStream, NewBuild, PublishError, Publisher,
+    LocalPublisher, LogSink, LogStream, NewBuild, PhaseTimings, PublishError, Publisher,
 };
 use zos_flist_config::{Branch, Format};
 
@@ -119,6 +124,8 @@ struct Inner {
     /// `queued` instead of starting.
     closing: CancellationToken,
     tasks: TaskTracker,
+    /// The phases of the builds ended since start-up, for `/metrics`.
+    phase_histograms: PhaseHistograms,
 }
 
 struct ActiveBuild {
@@ -157,6 +164,7 @@ impl Scheduler {
                 shutdown: CancellationToken::new(),
                 closing: CancellationToken::new(),
                 tasks: TaskTracker::new(),
+                phase_histograms: PhaseHistograms::default(),
             }),
         }
     }
@@ -292,6 +300,11 @@ impl Scheduler {
         &self.inner.executor
     }
 
+    /// How long the phases of the builds ended since start-up took.
+    pub fn phase_histograms(&self) -> &PhaseHistograms {
+        &self.inner.phase_histograms
+    }
+
     /// Whether build `id` is queued or running now.
     pub fn is_active(&self, id: &str) -> bool {
         self.inner
@@ -415,6 +428,7 @@ impl Inner {
         tracing::info!(build = %id, name = %record.name, commit = %record.commit, "build started");
         let work = self.config.build_work_directory(id);
         let log = self.config.build_log_path(id);
+        let mut phases = PhaseTimings::new();
         let ending = match FileSink::create(&log).await {
             Ok(file) => {
                 // The file first: a follower woken by the live line finds it there.
@@ -440,7 +454,11 @@ impl Inner {
                     _ => self.job(&record, &work),
                 };
                 let ending = match job {
-                    Ok(job) => job.run(&mut log, &stop).await,
+                    Ok(job) => {
+                        let ending = job.run(&mut log, &stop).await;
+                        phases = log.phases().clone();
+                        ending
+                    }
                     Err(message) => {
                         let ending = JobEnding::error(message);
                         log.line(ending.last_line()).await;
@@ -464,7 +482,6 @@ impl Inner {
                 ending
             }
         };
-        remove_work_directory(id, &work).await;
         let update = match &ending {
             JobEnding::Succeeded { published, .. } => {
                 let first = published.first();
@@ -493,7 +510,12 @@ impl Inner {
             }
             _ => BuildUpdate::finished(BuildStatus::Error, Some("unknown ending".into()), None),
         };
-        self.record(id, update).await;
+        // With the ending, in the same write.
+        self.phase_histograms.observe(&phases);
+        self.record(id, update.phases(phases)).await;
+        // After the record: nobody waits for it (the build is still active
+        // here, so the sweeper leaves the directory to this task).
+        remove_work_directory(id, &work).await;
         tracing::info!(build = %id, ending = %ending.last_line(), "build ended");
     }
 

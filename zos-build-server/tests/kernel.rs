@@ -275,6 +275,21 @@ async fn a_kernel_push_leaves_a_kernel_its_link_a_flist_and_a_base_image_a_depen
         "{log}"
     );
     assert!(log.contains("cache: run 1"), "{log}");
+    // The kernel pipeline's phases are those of a flist build (its commit
+    // as an image is in none of them).
+    let build = k.h.get_json(&format!("/api/builds/{}", record.id)).await;
+    let mut phases: Vec<&str> = build["phases"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no phases: {build}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    phases.sort_unstable();
+    assert_eq!(
+        phases,
+        ["create", "extract", "fetch", "publish", "run", "upload"],
+        "{build}"
+    );
     let kernel = format!("zero-os-master-generic-{}.efi", &first[..10]);
     let file = k.kernel_directory().join(&kernel);
     assert_eq!(

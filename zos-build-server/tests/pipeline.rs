@@ -42,6 +42,91 @@ async fn a_signed_push_builds_and_publishes_the_artifact() {
     h.stop_and_check_clean(&ids).await;
 }
 
+/// The seconds of each phase in `GET /api/builds/<id>`'s `phases`, by name.
+fn phases_of(build: &Value) -> Vec<(String, f64)> {
+    let phases = build["phases"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no phases object: {build}"));
+    phases
+        .iter()
+        .map(|(name, seconds)| {
+            let seconds = seconds
+                .as_f64()
+                .unwrap_or_else(|| panic!("{name} is no number of seconds: {build}"));
+            (name.clone(), seconds)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn each_build_records_its_phases_and_metrics_count_them() {
+    let _docker = DOCKER.lock().await;
+    let mut h = Harness::start("").await;
+    let commit = h.commit(WIDGET);
+    let ids = h.push(&commit).await;
+    let record = h.finished(&ids[0]).await;
+    assert_eq!(record.status, BuildStatus::Success, "{record:?}");
+    let build = h.get_json(&format!("/api/builds/{}", ids[0])).await;
+    let phases = phases_of(&build);
+    let names: Vec<&str> = phases.iter().map(|(name, _)| name.as_str()).collect();
+    let mut expected = ["fetch", "create", "upload", "run", "extract", "publish"];
+    expected.sort_unstable();
+    assert_eq!(names, expected, "{build}");
+    for (name, seconds) in &phases {
+        assert!(seconds.is_finite() && *seconds >= 0.0, "{name}: {seconds}");
+    }
+    // The history holds the same.
+    assert_eq!(record.phases.iter().count(), 6, "{record:?}");
+
+    // A build whose script fails extracts and publishes nothing: those
+    // phases are absent.
+    let failing = h.commit("#!/bin/sh\nexit 3\n");
+    let failed = h.push(&failing).await;
+    let record = h.finished(&failed[0]).await;
+    assert_eq!(record.status, BuildStatus::Error, "{record:?}");
+    let build = h.get_json(&format!("/api/builds/{}", failed[0])).await;
+    let names: Vec<String> = phases_of(&build).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["create", "fetch", "run", "upload"], "{build}");
+
+    let metrics = h
+        .client
+        .get(h.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("# TYPE zos_build_phase_seconds histogram\n"),
+        "{metrics}"
+    );
+    for (phase, builds) in [
+        ("fetch", 2),
+        ("create", 2),
+        ("upload", 2),
+        ("run", 2),
+        ("extract", 1),
+        ("publish", 1),
+    ] {
+        let count = format!("zos_build_phase_seconds_count{{phase=\"{phase}\"}} ");
+        let line = metrics
+            .lines()
+            .find(|line| line.starts_with(&count))
+            .unwrap_or_else(|| panic!("no {count}: {metrics}"));
+        let n: u64 = line[count.len()..].parse().unwrap();
+        assert_eq!(n, builds, "{line}");
+        let infinite =
+            format!("zos_build_phase_seconds_bucket{{phase=\"{phase}\",le=\"+Inf\"}} {builds}");
+        assert!(metrics.contains(&infinite), "{infinite}: {metrics}");
+        let sum = format!("zos_build_phase_seconds_sum{{phase=\"{phase}\"}} ");
+        assert!(metrics.contains(&sum), "{sum}: {metrics}");
+    }
+    let mut ids = ids;
+    ids.extend(failed);
+    h.stop_and_check_clean(&ids).await;
+}
+
 #[tokio::test]
 async fn a_failing_script_ends_in_error_with_its_status() {
     let _docker = DOCKER.lock().await;

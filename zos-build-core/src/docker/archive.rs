@@ -93,52 +93,114 @@ async fn upload(
     sent.map_err(|e| BuildError::docker(format!("copy {} into the container", what.display()), e))
 }
 
-/// Copies the host directory `host_dir` to `container_path` (absolute).
-pub(crate) async fn upload_tree(
+/// What goes into a container before it starts, as one tar stream: the
+/// source tree and the inline script.
+#[derive(Debug, Default)]
+pub(crate) struct BuildFiles<'a> {
+    /// The host directory copied to an absolute path of the container.
+    pub(crate) tree: Option<(&'a Path, &'a str)>,
+    /// A file placed at an absolute path with a mode (the inline script).
+    pub(crate) file: Option<(&'a str, Vec<u8>, u32)>,
+    /// The absolute path, inside the tree, of a file that must be
+    /// executable (the build script run by `Command::ScriptFile`): its
+    /// entry gets the execute bits, so no `chmod` has to run in the
+    /// container.
+    pub(crate) executable: Option<&'a str>,
+}
+
+/// Copies `files` into the container in one upload (one tar stream, one
+/// request to the daemon); nothing to copy, no request.
+pub(crate) async fn upload_build_files(
     docker: &Docker,
     container: &str,
-    host_dir: &Path,
-    container_path: &str,
+    files: BuildFiles<'_>,
 ) -> Result<(), BuildError> {
-    let metadata = tokio::fs::metadata(host_dir)
-        .await
-        .map_err(|source| BuildError::Source {
-            path: host_dir.to_path_buf(),
-            source,
-        })?;
-    if !metadata.is_dir() {
-        return Err(BuildError::Source {
-            path: host_dir.to_path_buf(),
-            source: io::Error::new(io::ErrorKind::InvalidInput, "not a directory"),
-        });
+    if files.tree.is_none() && files.file.is_none() {
+        return Ok(());
     }
-    let inside = container_path.trim_matches('/').to_string();
-    let dir = host_dir.to_path_buf();
-    upload(docker, container, host_dir, move |tar| {
-        tar.append_dir_all(&inside, &dir)
+    let tree = match files.tree {
+        Some((host_dir, container_path)) => {
+            let metadata =
+                tokio::fs::metadata(host_dir)
+                    .await
+                    .map_err(|source| BuildError::Source {
+                        path: host_dir.to_path_buf(),
+                        source,
+                    })?;
+            if !metadata.is_dir() {
+                return Err(BuildError::Source {
+                    path: host_dir.to_path_buf(),
+                    source: io::Error::new(io::ErrorKind::InvalidInput, "not a directory"),
+                });
+            }
+            Some((
+                host_dir.to_path_buf(),
+                container_path.trim_matches('/').to_string(),
+            ))
+        }
+        None => None,
+    };
+    let what = match (&tree, files.file.as_ref()) {
+        (Some((dir, _)), _) => dir.clone(),
+        (None, Some((path, _, _))) => PathBuf::from(path),
+        (None, None) => PathBuf::new(),
+    };
+    let executable = files
+        .executable
+        .map(|path| path.trim_start_matches('/').to_string());
+    let file = files
+        .file
+        .map(|(path, contents, mode)| (path.trim_start_matches('/').to_string(), contents, mode));
+    upload(docker, container, &what, move |tar| {
+        if let Some((dir, inside)) = &tree {
+            append_tree(tar, dir, Path::new(inside), executable.as_deref())?;
+        }
+        if let Some((inside, contents, mode)) = file {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(contents.len() as u64);
+            header.set_mode(mode);
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_mtime(0);
+            header.set_cksum();
+            tar.append_data(&mut header, &inside, contents.as_slice())?;
+        }
+        Ok(())
     })
     .await
 }
 
-/// Places one file with `mode` at the absolute `container_path`.
-pub(crate) async fn upload_file(
-    docker: &Docker,
-    container: &str,
-    container_path: &str,
-    contents: Vec<u8>,
-    mode: u32,
-) -> Result<(), BuildError> {
-    let inside = container_path.trim_start_matches('/').to_string();
-    upload(docker, container, Path::new(container_path), move |tar| {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(contents.len() as u64);
-        header.set_mode(mode);
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_mtime(0);
-        header.set_cksum();
-        tar.append_data(&mut header, &inside, contents.as_slice())
-    })
-    .await
+/// Appends the directory `dir` as `name` and everything below it, links as
+/// links (never followed), in a stable order; the regular file named
+/// `executable` gets its execute bits.
+fn append_tree<W: Write>(
+    tar: &mut tar::Builder<W>,
+    dir: &Path,
+    name: &Path,
+    executable: Option<&str>,
+) -> io::Result<()> {
+    // A link of the tree is copied as a link: following it would copy a
+    // file of the host (or loop).
+    tar.follow_symlinks(false);
+    tar.append_dir(name, dir)?;
+    let mut entries = std::fs::read_dir(dir)?.collect::<io::Result<Vec<_>>>()?;
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let inside = name.join(entry.file_name());
+        let file_type = entry.file_type()?;
+        if file_type.is_dir() {
+            append_tree(tar, &path, &inside, executable)?;
+        } else if file_type.is_file() && executable.is_some_and(|e| Path::new(e) == inside) {
+            let metadata = std::fs::symlink_metadata(&path)?;
+            let mut header = tar::Header::new_gnu();
+            header.set_metadata_in_mode(&metadata, tar::HeaderMode::Complete);
+            header.set_mode(header.mode()? | 0o111);
+            tar.append_data(&mut header, &inside, std::fs::File::open(&path)?)?;
+        } else {
+            tar.append_path_with_name(&path, &inside)?;
+        }
+    }
+    Ok(())
 }
 
 /// Extracts `container_path` (a file or a directory) into `dir` and returns
@@ -301,6 +363,52 @@ mod tests {
             );
             assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         }
+    }
+
+    #[test]
+    fn the_tree_keeps_its_modes_and_links_and_only_the_script_becomes_executable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("autobuild")).unwrap();
+        std::fs::write(dir.path().join("autobuild/build.sh"), "#!/bin/sh\n").unwrap();
+        std::fs::write(dir.path().join("README"), "x").unwrap();
+        for file in ["autobuild/build.sh", "README"] {
+            let mode = std::fs::Permissions::from_mode(0o644);
+            std::fs::set_permissions(dir.path().join(file), mode).unwrap();
+        }
+        std::os::unix::fs::symlink("README", dir.path().join("link")).unwrap();
+        let mut builder = tar::Builder::new(Vec::new());
+        append_tree(
+            &mut builder,
+            dir.path(),
+            Path::new("widget"),
+            Some("widget/autobuild/build.sh"),
+        )
+        .unwrap();
+        let tar = builder.into_inner().unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let entries: Vec<(String, u32, tar::EntryType)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let header = e.header();
+                let path = e.path().unwrap().display().to_string();
+                (path, header.mode().unwrap() & 0o777, header.entry_type())
+            })
+            .collect();
+        let find = |name: &str| {
+            entries
+                .iter()
+                .find(|(path, _, _)| path.trim_end_matches('/') == name)
+                .cloned()
+                .unwrap_or_else(|| panic!("{name} missing: {entries:?}"))
+        };
+        assert_eq!(find("widget/autobuild/build.sh").1, 0o755);
+        assert_eq!(find("widget/README").1, 0o644);
+        assert_eq!(find("widget/link").2, tar::EntryType::Symlink);
+        assert_eq!(find("widget/autobuild").2, tar::EntryType::Directory);
+        assert_eq!(find("widget").2, tar::EntryType::Directory);
     }
 
     #[test]

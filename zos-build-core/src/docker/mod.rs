@@ -1,10 +1,14 @@
 //! The Docker executor.
 //!
-//! One build is one fresh container: ensure the image, create the container
-//! with the limits and our labels, copy the source in, attach, start, stream
+//! One build is one fresh container: create the container with the limits
+//! and our labels (pulling the image only when the daemon answers that it
+//! has none), copy the source in (one tar stream), attach, start, stream
 //! the output into the sink while watching the time limits and the
 //! cancellation token, collect the exit status, extract the artifacts, commit
-//! if asked, and remove the container. The removal is owned by a guard, so it
+//! if asked, and remove the container. With a tree still being fetched
+//! ([`Executor::run_fetching`](crate::Executor::run_fetching)) the container
+//! is created meanwhile. Each step is timed as a
+//! [`Phase`](crate::Phase) told to the sink. The removal is owned by a guard, so it
 //! happens on every path, including a dropped future; [`DockerExecutor::sweep`]
 //! covers the one path a guard cannot: a process that died.
 //!

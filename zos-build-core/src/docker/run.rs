@@ -10,7 +10,7 @@ use crate::log::{LineSplitter, LogEvent, LogStream, Sequencer};
 use crate::outcome::{BuildOutcome, Termination};
 use crate::sink::LogSink;
 use crate::spec::{BuildSpec, Command, INLINE_SCRIPT_PATH};
-use crate::Executor;
+use crate::{Executor, PendingTree, Phase};
 use async_trait::async_trait;
 use bollard::container::LogOutput;
 use bollard::query_parameters::{
@@ -37,7 +37,21 @@ impl Executor for DockerExecutor {
         sink: &mut dyn LogSink,
         cancel: &CancellationToken,
     ) -> Result<BuildOutcome, BuildError> {
-        let result = self.run_build(spec, sink, cancel).await;
+        let result = self.run_build(spec, None, sink, cancel).await;
+        let finished = sink.finish().await;
+        let outcome = result?;
+        finished?;
+        Ok(outcome)
+    }
+
+    async fn run_fetching(
+        &self,
+        spec: &BuildSpec,
+        tree: PendingTree<'_>,
+        sink: &mut dyn LogSink,
+        cancel: &CancellationToken,
+    ) -> Result<BuildOutcome, BuildError> {
+        let result = self.run_build(spec, Some(tree), sink, cancel).await;
         let finished = sink.finish().await;
         let outcome = result?;
         finished?;
@@ -62,52 +76,151 @@ impl Executor for DockerExecutor {
 }
 
 impl DockerExecutor {
+    /// One build; with `tree`, the container is created while the tree is
+    /// still being fetched, and the tree goes where `spec.source` says.
     async fn run_build(
         &self,
         spec: &BuildSpec,
+        tree: Option<PendingTree<'_>>,
         sink: &mut dyn LogSink,
         cancel: &CancellationToken,
     ) -> Result<BuildOutcome, BuildError> {
         spec.validate().map_err(BuildError::InvalidSpec)?;
-        let mut seq = Sequencer::starting_at(spec.first_log_line);
-        // A pull can take minutes: it must not outlive a cancellation.
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return Err(BuildError::CancelledBeforeStart),
-            ready = image::ensure_image(&self.docker, &spec.image, sink, &mut seq) => ready?,
+        if tree.is_some() && spec.source.is_none() {
+            return Err(BuildError::InvalidSpec(
+                "a build whose tree is being fetched needs a source path".into(),
+            ));
         }
         if cancel.is_cancelled() {
             return Err(BuildError::CancelledBeforeStart);
         }
-        // From the check of the cache volumes until the container holds
-        // them, no removal of a volume can come in between.
-        let volumes = self.volumes.read().await;
-        for cache in &spec.cache_volumes {
-            volume::ensure(&self.docker, &self.instance, &cache.name).await?;
-        }
-        let _live = Reservation::new(self.live.clone(), &spec.build_id);
-        let options = CreateContainerOptions {
-            name: Some(format!("{}{}", self.name_prefix, spec.build_id)),
-            ..Default::default()
+        let mut seq = Sequencer::starting_at(spec.first_log_line);
+        let creating = Instant::now();
+        // Cancelled when the fetch fails: a pull under way stops.
+        let abandon = cancel.child_token();
+        let create = self.create(spec, sink, &mut seq, &abandon);
+        let (created, fetched) = match tree {
+            None => (create.await, None),
+            Some(mut tree) => {
+                // Both at once. A fetch that fails ends the build without
+                // waiting for a pull (it can take minutes), but a create
+                // call in flight is waited for, so that its container is
+                // removed here rather than left to the next sweep.
+                tokio::pin!(create);
+                let mut fetched = None;
+                let created = loop {
+                    tokio::select! {
+                        done = &mut tree, if fetched.is_none() => match done {
+                            Ok(dir) => fetched = Some(dir),
+                            Err(message) => {
+                                abandon.cancel();
+                                if let Ok((_live, guard)) = create.await {
+                                    let id = guard.id().to_string();
+                                    if let Err(e) = guard.remove().await {
+                                        tracing::warn!(container = %id, error = %e, "cannot remove the container of a build whose fetch failed; the next sweep will");
+                                    }
+                                }
+                                return Err(BuildError::SourceUnavailable(message));
+                            }
+                        },
+                        created = &mut create => break created,
+                    }
+                };
+                (created, Some(fetched.ok_or(tree)))
+            }
         };
-        let created = self
-            .docker
-            .create_container(Some(options), container::create_body(spec, &self.instance))
-            .await
-            .map_err(|e| {
-                BuildError::docker(
-                    format!("create the container for build {}", spec.build_id),
-                    e,
-                )
-            })?;
-        drop(volumes);
-        let guard = ContainerGuard::new(self.docker.clone(), created.id);
-        let outcome = self.drive(&guard, spec, sink, &mut seq, cancel).await;
+        let (_live, guard) = created?;
+        sink.phase(Phase::Create, creating.elapsed()).await?;
+        let outcome = async {
+            let spec = match fetched {
+                None => std::borrow::Cow::Borrowed(spec),
+                Some(fetched) => {
+                    let dir = match fetched {
+                        Ok(dir) => dir,
+                        Err(tree) => tokio::select! {
+                            biased;
+                            () = cancel.cancelled() => return Err(BuildError::CancelledBeforeStart),
+                            done = tree => done.map_err(BuildError::SourceUnavailable)?,
+                        },
+                    };
+                    let mount = spec
+                        .source
+                        .as_ref()
+                        .map(|s| s.container_path.clone())
+                        .unwrap_or_default();
+                    std::borrow::Cow::Owned(spec.clone().source(dir, mount))
+                }
+            };
+            self.drive(&guard, &spec, sink, &mut seq, cancel).await
+        }
+        .await;
         let id = guard.id().to_string();
         let removed = guard.remove().await;
         let outcome = outcome?;
         removed.map_err(|e| BuildError::docker(format!("remove container {id}"), e))?;
         Ok(outcome)
+    }
+
+    /// Creates the build's container, pulling its image first when the
+    /// daemon does not have it; returns it with the build's reservation.
+    ///
+    /// The image is not inspected first: the create call answers 404 when
+    /// it is missing, and only then is it pulled (an image present locally
+    /// is never pulled, see `image::ensure_image`). That saves a round trip
+    /// to the daemon for every build whose image is there, nearly all.
+    async fn create(
+        &self,
+        spec: &BuildSpec,
+        sink: &mut dyn LogSink,
+        seq: &mut Sequencer,
+        cancel: &CancellationToken,
+    ) -> Result<(Reservation, ContainerGuard), BuildError> {
+        let live = Reservation::new(self.live.clone(), &spec.build_id);
+        let options = CreateContainerOptions {
+            name: Some(format!("{}{}", self.name_prefix, spec.build_id)),
+            ..Default::default()
+        };
+        let body = container::create_body(spec, &self.instance);
+        let create_error = |e| {
+            BuildError::docker(
+                format!("create the container for build {}", spec.build_id),
+                e,
+            )
+        };
+        let mut pulled = false;
+        loop {
+            // From the check of the cache volumes until the container holds
+            // them, no removal of a volume can come in between.
+            let volumes = self.volumes.read().await;
+            for cache in &spec.cache_volumes {
+                volume::ensure(&self.docker, &self.instance, &cache.name).await?;
+            }
+            match self
+                .docker
+                .create_container(Some(options.clone()), body.clone())
+                .await
+            {
+                Ok(created) => {
+                    drop(volumes);
+                    return Ok((live, ContainerGuard::new(self.docker.clone(), created.id)));
+                }
+                Err(e) if docker_status(&e) == Some(404) && !pulled => {
+                    drop(volumes);
+                    // A pull can take minutes: it must not outlive a
+                    // cancellation.
+                    tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => return Err(BuildError::CancelledBeforeStart),
+                        ready = image::ensure_image(&self.docker, &spec.image, sink, seq) => ready?,
+                    }
+                    if cancel.is_cancelled() {
+                        return Err(BuildError::CancelledBeforeStart);
+                    }
+                    pulled = true;
+                }
+                Err(e) => return Err(create_error(e)),
+            }
+        }
     }
 
     /// Everything that happens while the container exists.
@@ -121,21 +234,30 @@ impl DockerExecutor {
     ) -> Result<BuildOutcome, BuildError> {
         let docker = &self.docker;
         let id = guard.id();
+        let uploading = Instant::now();
+        let mut files = archive::BuildFiles::default();
         if let Some(source) = &spec.source {
-            archive::upload_tree(docker, id, &source.host_dir, &source.container_path).await?;
+            files.tree = Some((source.host_dir.as_path(), source.container_path.as_str()));
+            if let Command::ScriptFile(script) = &spec.command {
+                let mount = source.container_path.trim_end_matches('/');
+                if script
+                    .strip_prefix(mount)
+                    .is_some_and(|rest| rest.starts_with('/'))
+                {
+                    files.executable = Some(script.as_str());
+                }
+            }
         }
         if let Command::Inline { script, .. } = &spec.command {
-            archive::upload_file(
-                docker,
-                id,
-                INLINE_SCRIPT_PATH,
-                script.as_bytes().to_vec(),
-                0o755,
-            )
-            .await?;
+            files.file = Some((INLINE_SCRIPT_PATH, script.as_bytes().to_vec(), 0o755));
+        }
+        if files.tree.is_some() || files.file.is_some() {
+            archive::upload_build_files(docker, id, files).await?;
+            sink.phase(Phase::Upload, uploading.elapsed()).await?;
         }
 
         // Attach before starting, so that not a byte of output is missed.
+        let running = Instant::now();
         let attach = docker
             .attach_container(
                 id,
@@ -179,6 +301,7 @@ impl DockerExecutor {
             None if exit_code != Some(0) && self.oom_killed(id).await? => Termination::OutOfMemory,
             None => Termination::Exited,
         };
+        sink.phase(Phase::Run, running.elapsed()).await?;
         let mut outcome = BuildOutcome {
             termination,
             exit_code,
@@ -194,10 +317,14 @@ impl DockerExecutor {
         }
         if outcome.succeeded() {
             if let Some(dir) = &spec.artifact_dir {
+                let extracting = Instant::now();
                 for path in &spec.artifacts {
                     outcome
                         .artifacts
                         .push(archive::download(docker, id, path, dir).await?);
+                }
+                if !spec.artifacts.is_empty() {
+                    sink.phase(Phase::Extract, extracting.elapsed()).await?;
                 }
             }
             if let Some(image) = &spec.commit {

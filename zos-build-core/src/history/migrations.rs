@@ -142,6 +142,16 @@ ALTER TABLE builds ADD COLUMN pipeline TEXT NOT NULL DEFAULT 'flist';
 UPDATE builds SET pipeline = 'reload' WHERE name = 'Configuration reloader';
 ",
     },
+    Migration {
+        version: 5,
+        description: "how long each phase of a build took",
+        // A JSON object of seconds per phase (`{"fetch":0.031,"run":0.2}`),
+        // written with the build's ending; NULL for the builds before, which
+        // were not timed.
+        sql: "
+ALTER TABLE builds ADD COLUMN phases TEXT;
+",
+    },
 ];
 
 /// The schema version this code writes and reads: that of the last migration.
@@ -305,6 +315,7 @@ mod tests {
                 artifact_location: None,
                 link: None,
                 pipeline: Pipeline::Flist,
+                phases: crate::PhaseTimings::new(),
             },
             BuildRecord {
                 id: "18bcfe56800-0a1b2c3d".into(),
@@ -328,6 +339,7 @@ mod tests {
                 artifact_location: None,
                 link: None,
                 pipeline: Pipeline::Flist,
+                phases: crate::PhaseTimings::new(),
             },
             BuildRecord {
                 id: "18bcfe5a680-77777777".into(),
@@ -351,6 +363,7 @@ mod tests {
                 artifact_location: None,
                 link: None,
                 pipeline: Pipeline::Flist,
+                phases: crate::PhaseTimings::new(),
             },
             BuildRecord {
                 id: "18bcfe5e500-00000001".into(),
@@ -374,6 +387,7 @@ mod tests {
                 artifact_location: None,
                 link: None,
                 pipeline: Pipeline::Reload,
+                phases: crate::PhaseTimings::new(),
             },
             BuildRecord {
                 id: "18bcfe62380-12345678".into(),
@@ -397,6 +411,7 @@ mod tests {
                 artifact_location: None,
                 link: None,
                 pipeline: Pipeline::Flist,
+                phases: crate::PhaseTimings::new(),
             },
         ];
         for build in &expected {
@@ -621,6 +636,75 @@ mod tests {
         };
         let got = history.get(&records[0].id).await.unwrap().unwrap();
         assert_eq!(got.pipeline, Pipeline::Kernel);
+    }
+
+    /// Version 4 to the latest: every build kept whole, with no phases
+    /// (they were not timed), and a build that ends now records its own.
+    #[tokio::test]
+    async fn a_version_4_database_gains_the_phases_of_builds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.sqlite3");
+        std::fs::copy(FIXTURE_V0, &path).unwrap();
+        {
+            let mut connection = Connection::open(&path).unwrap();
+            migrate_with(&mut connection, &path, &MIGRATIONS[..4]).unwrap();
+            connection
+                .execute_batch(
+                    "UPDATE builds SET pipeline = 'kernel', artifact_kind = 'kernel' \
+                       WHERE id = '18bcfe56800-5e3a9c1f';",
+                )
+                .unwrap();
+        }
+        assert_eq!(version_of(&path), 4);
+        let before = {
+            let connection = Connection::open(&path).unwrap();
+            let count: i64 = connection
+                .query_row("SELECT COUNT(*) FROM builds", [], |r| r.get(0))
+                .unwrap();
+            count
+        };
+        let history = History::open(&path).await.unwrap();
+        assert_eq!(version_of(&path), i64::from(SCHEMA_VERSION));
+        let builds = history.recent(None, 100).await.unwrap();
+        assert_eq!(builds.len() as i64, before);
+        assert!(builds.iter().all(|b| b.phases.is_empty()), "{builds:?}");
+        let kernel = history.get("18bcfe56800-5e3a9c1f").await.unwrap().unwrap();
+        assert_eq!(
+            (kernel.pipeline, kernel.artifact_kind),
+            (Pipeline::Kernel, Some(crate::history::ArtifactKind::Kernel))
+        );
+        assert_eq!(kernel.status, BuildStatus::Success);
+
+        // A build of the upgraded database records its phases with its ending.
+        let Enqueued::Queued(records) = history
+            .enqueue(
+                None,
+                vec![NewBuild::new(
+                    "o/r",
+                    "master",
+                    "1".repeat(40),
+                    "b.sh",
+                    "img",
+                )],
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("recorded");
+        };
+        let mut phases = crate::PhaseTimings::new();
+        phases.add(crate::Phase::Fetch, std::time::Duration::from_millis(31));
+        phases.add(crate::Phase::Run, std::time::Duration::from_millis(200));
+        let update = crate::history::BuildUpdate::finished(BuildStatus::Success, None, None)
+            .phases(phases.clone());
+        assert!(history.update(&records[0].id, update).await.unwrap());
+        let got = history.get(&records[0].id).await.unwrap().unwrap();
+        assert_eq!(got.phases, phases);
+        // A later update without phases keeps them.
+        let update = crate::history::BuildUpdate::status(BuildStatus::Success);
+        history.update(&records[0].id, update).await.unwrap();
+        let got = history.get(&records[0].id).await.unwrap().unwrap();
+        assert_eq!(got.phases, phases);
     }
 
     #[tokio::test]

@@ -1,11 +1,14 @@
 //! The step of a flist (or kernel) build: run the build script in a fresh
 //! container, judge how it ended, publish its artifact.
 
-use super::{JobEnding, JobLog, Publication, Step, StepContext};
-use crate::{BuildError, BuildOutcome, BuildSpec, Executor, Termination};
+use super::{
+    FetchContext, FetchingTree, JobEnding, JobInfo, JobLog, Publication, Step, StepContext, Stop,
+};
+use crate::{BuildError, BuildOutcome, BuildSpec, Executor, Phase, Termination};
 use async_trait::async_trait;
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 /// How often a build waiting for the executor asks again.
 const EXECUTOR_RETRY: Duration = Duration::from_secs(2);
@@ -62,11 +65,7 @@ impl ContainerStep {
 
     /// Waits until the executor can take the build, saying so in the log
     /// once, for at most `executor_wait`.
-    async fn wait_for_executor(
-        &self,
-        log: &mut JobLog<'_>,
-        context: &StepContext<'_>,
-    ) -> Result<(), JobEnding> {
+    async fn wait_for_executor(&self, log: &mut JobLog<'_>, stop: &Stop) -> Result<(), JobEnding> {
         let deadline = tokio::time::Instant::now() + self.executor_wait;
         let mut said = false;
         loop {
@@ -100,14 +99,14 @@ impl ContainerStep {
                 .await;
             }
             tokio::select! {
-                () = context.stop.token().cancelled() => return Err(JobEnding::cancelled(context.stop)),
+                () = stop.token().cancelled() => return Err(JobEnding::cancelled(stop)),
                 () = tokio::time::sleep(EXECUTOR_RETRY) => {}
             }
         }
     }
 
     /// The ending of a run that did not succeed; None when it did.
-    fn judge(&self, outcome: &BuildOutcome, context: &StepContext<'_>) -> Option<JobEnding> {
+    fn judge(&self, outcome: &BuildOutcome, stop: &Stop) -> Option<JobEnding> {
         Some(match outcome.termination {
             Termination::Exited => match outcome.exit_code {
                 Some(0) => return None,
@@ -123,7 +122,7 @@ impl ContainerStep {
                 }
                 None => JobEnding::failure("the time limit was reached").brief("timed out"),
             },
-            Termination::Cancelled => JobEnding::cancelled(context.stop),
+            Termination::Cancelled => JobEnding::cancelled(stop),
             Termination::OutOfMemory => JobEnding::failure("out of memory"),
             Termination::LogLimit => JobEnding::failure(match self.spec.limits.log_bytes {
                 Some(limit) => format!(
@@ -136,27 +135,30 @@ impl ContainerStep {
             _ => JobEnding::failure(outcome.describe()),
         })
     }
-}
 
-#[async_trait]
-impl Step for ContainerStep {
-    async fn run(&self, context: &StepContext<'_>, log: &mut JobLog<'_>) -> JobEnding {
-        if let Err(ending) = self.wait_for_executor(log, context).await {
-            return ending;
-        }
-        let spec = self
-            .spec
+    /// The spec of this build: the tree copied to the mount (from
+    /// `tree`, or the directory the executor's pending tree gives), the
+    /// artifacts extracted into `<work>/out`, the log continued.
+    fn spec_for(&self, tree: &Path, work: &Path, log: &JobLog<'_>) -> BuildSpec {
+        self.spec
             .clone()
-            .source(context.tree, self.mount.as_str())
-            .artifact_dir(context.work.join("out"))
-            .first_log_line(log.next_seq());
-        let run = self
-            .executor
-            .run(&spec, log.sink(), context.stop.token())
-            .await;
+            .source(tree, self.mount.as_str())
+            .artifact_dir(work.join("out"))
+            .first_log_line(log.next_seq())
+    }
+
+    /// Everything after the executor's run: the ending of a run that failed,
+    /// or the publications of one that succeeded.
+    async fn after_run(
+        &self,
+        run: Result<BuildOutcome, BuildError>,
+        job: &JobInfo,
+        stop: &Stop,
+        log: &mut JobLog<'_>,
+    ) -> JobEnding {
         let outcome = match run {
             Ok(outcome) => outcome,
-            Err(BuildError::CancelledBeforeStart) => return JobEnding::cancelled(context.stop),
+            Err(BuildError::CancelledBeforeStart) => return JobEnding::cancelled(stop),
             Err(BuildError::ArtifactMissing { path }) => {
                 return JobEnding::failure(
                     BuildError::ArtifactMissing { path: path.clone() }.to_string(),
@@ -168,7 +170,7 @@ impl Step for ContainerStep {
             }
             Err(e) => return JobEnding::error(e.to_string()),
         };
-        if let Some(ending) = self.judge(&outcome, context) {
+        if let Some(ending) = self.judge(&outcome, stop) {
             return ending;
         }
         if let (Some(image), Some(_)) = (&self.spec.commit, &outcome.committed_image) {
@@ -195,17 +197,22 @@ impl Step for ContainerStep {
             }
         }
         let mut published = Vec::with_capacity(self.publications.len());
+        let publishing = Instant::now();
         for publication in &self.publications {
             // Publishing is not cancelled: the build succeeded, and its
             // file is worth having even when a newer push arrived meanwhile
             // (the link then stays with the newer build).
-            match publication.run(&outcome, context.job, log).await {
+            match publication.run(&outcome, job, log).await {
                 Ok(artifact) => published.push(artifact),
                 Err(message) => {
+                    log.phase_ended(Phase::Publish, publishing.elapsed()).await;
                     let brief = format!("publishing failed: {message}");
                     return JobEnding::error(message).brief(brief);
                 }
             }
+        }
+        if !self.publications.is_empty() {
+            log.phase_ended(Phase::Publish, publishing.elapsed()).await;
         }
         let names: Vec<&str> = published
             .iter()
@@ -220,6 +227,62 @@ impl Step for ContainerStep {
             format!("published {}", names.join(", "))
         };
         JobEnding::Succeeded { summary, published }
+    }
+}
+
+#[async_trait]
+impl Step for ContainerStep {
+    async fn run(&self, context: &StepContext<'_>, log: &mut JobLog<'_>) -> JobEnding {
+        if let Err(ending) = self.wait_for_executor(log, context.stop).await {
+            return ending;
+        }
+        let spec = self.spec_for(context.tree, context.work, log);
+        let run = self
+            .executor
+            .run(&spec, log.sink(), context.stop.token())
+            .await;
+        self.after_run(run, context.job, context.stop, log).await
+    }
+
+    /// The executor prepares the build (creates the container) while the
+    /// tree is fetched, and copies the tree in once it is there.
+    async fn run_fetching(
+        &self,
+        context: &FetchContext<'_>,
+        tree: FetchingTree<'_>,
+        log: &mut JobLog<'_>,
+    ) -> JobEnding {
+        if let Err(ending) = self.wait_for_executor(log, context.stop).await {
+            return ending;
+        }
+        // The tree's path is the executor's to learn; until then the spec
+        // names the work directory, which is never read.
+        let spec = self.spec_for(context.work, context.work, log);
+        // The job's ending for a fetch that failed or was stopped, kept
+        // here: the executor only passes its message on.
+        let fetch_ending: Mutex<Option<JobEnding>> = Mutex::new(None);
+        let pending = Box::pin(async {
+            tree.await.map_err(|ending| {
+                let message = match &ending {
+                    JobEnding::Failed { message, .. } => message.clone(),
+                    other => other.last_line(),
+                };
+                *fetch_ending.lock().unwrap_or_else(PoisonError::into_inner) = Some(ending);
+                message
+            })
+        });
+        let run = self
+            .executor
+            .run_fetching(&spec, pending, log.sink(), context.stop.token())
+            .await;
+        let fetch_failed = fetch_ending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(ending) = fetch_failed {
+            return ending;
+        }
+        self.after_run(run, context.job, context.stop, log).await
     }
 }
 

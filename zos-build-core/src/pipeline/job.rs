@@ -2,10 +2,13 @@
 
 use super::{JobInfo, JobLog, NoStatus, Source, StatusReporter, Stop};
 use crate::history::ArtifactKind;
-use crate::Published;
+use crate::{Phase, Published};
 use async_trait::async_trait;
+use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 /// What a job does with its tree: run a container and publish (a flist
 /// build, [`ContainerStep`](super::ContainerStep)), or anything else that
@@ -16,6 +19,48 @@ pub trait Step: Send + Sync {
     /// Must return promptly with [`JobEnding::Cancelled`] once
     /// `context.stop` is cancelled, for any work that can wait.
     async fn run(&self, context: &StepContext<'_>, log: &mut JobLog<'_>) -> JobEnding;
+
+    /// Runs while the tree is still being fetched: what the job calls. A
+    /// step with work that needs no tree (creating a container) does it
+    /// meanwhile, and awaits `tree` when it needs it; `tree` ends in the
+    /// job's ending when the fetch fails or the job is stopped, and the
+    /// step then returns that ending. The default awaits the tree, then
+    /// calls [`Step::run`].
+    async fn run_fetching(
+        &self,
+        context: &FetchContext<'_>,
+        tree: FetchingTree<'_>,
+        log: &mut JobLog<'_>,
+    ) -> JobEnding {
+        let tree = match tree.await {
+            Ok(tree) => tree,
+            Err(ending) => return ending,
+        };
+        let context = StepContext {
+            job: context.job,
+            tree: &tree,
+            work: context.work,
+            stop: context.stop,
+        };
+        self.run(&context, log).await
+    }
+}
+
+/// The job's tree while it is being fetched: the directory once it is
+/// there, or the job's ending (the fetch failed, the job was stopped).
+pub type FetchingTree<'a> = Pin<Box<dyn Future<Output = Result<PathBuf, JobEnding>> + Send + 'a>>;
+
+/// What a step is given while its tree is being fetched
+/// ([`Step::run_fetching`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct FetchContext<'a> {
+    /// The build.
+    pub job: &'a JobInfo,
+    /// The job's work directory (the tree will be inside it, or not).
+    pub work: &'a Path,
+    /// The job's cancellation.
+    pub stop: &'a Stop,
 }
 
 /// What a step is given.
@@ -238,20 +283,39 @@ impl BuildJob {
         }
         log.line(format!("[zos-build] fetching {}", self.source.describe()))
             .await;
-        let fetched = tokio::select! {
-            () = stop.token().cancelled() => return JobEnding::cancelled(stop),
-            fetched = self.source.fetch(&self.work) => fetched,
+        // The fetch is a task of its own, so that it makes progress
+        // whatever the step does meanwhile (the executor creates the
+        // container); dropping the job aborts it (and git is killed with it).
+        let fetching = Instant::now();
+        let fetch_time: Arc<OnceLock<Duration>> = Arc::default();
+        let task = {
+            let (source, work) = (self.source.clone(), self.work.clone());
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+                source.fetch(&work).await
+            }))
         };
-        let tree = match fetched {
-            Ok(tree) => tree,
-            Err(e) => return JobEnding::error(e.to_string()),
-        };
-        let context = StepContext {
+        let timed = fetch_time.clone();
+        let tree: FetchingTree<'_> = Box::pin(async move {
+            let fetched = tokio::select! {
+                () = stop.token().cancelled() => return Err(JobEnding::cancelled(stop)),
+                fetched = task => fetched,
+            };
+            let _ = timed.set(fetching.elapsed());
+            match fetched {
+                Ok(Ok(tree)) => Ok(tree),
+                Ok(Err(e)) => Err(JobEnding::error(e.to_string())),
+                Err(e) => Err(JobEnding::error(format!("the fetch stopped: {e}"))),
+            }
+        });
+        let context = FetchContext {
             job: &self.info,
-            tree: &tree,
             work: &self.work,
             stop,
         };
-        self.step.run(&context, log).await
+        let ending = self.step.run_fetching(&context, tree, log).await;
+        if let Some(elapsed) = fetch_time.get() {
+            log.phase_ended(Phase::Fetch, *elapsed).await;
+        }
+        ending
     }
 }

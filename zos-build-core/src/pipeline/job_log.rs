@@ -3,7 +3,9 @@
 
 use crate::log::{LogEvent, LogStream, Sequencer};
 use crate::sink::{LogSink, SinkError};
+use crate::{Phase, PhaseTimings};
 use async_trait::async_trait;
+use std::time::Duration;
 
 /// The log of one job.
 ///
@@ -15,12 +17,18 @@ use async_trait::async_trait;
 /// every event passing through [`JobLog::sink`] moves the next number past
 /// it, so whoever writes next continues the count.
 ///
+/// It also collects the build's [`Phase`] timings ([`JobLog::phases`]):
+/// every hand that times a phase tells the log it writes to, and the
+/// caller, who owns the log, reads them when the job has ended.
+///
 /// [`BuildSpec::first_log_line`]: crate::BuildSpec::first_log_line
 pub struct JobLog<'a> {
     sink: &'a mut dyn LogSink,
     seq: Sequencer,
     /// The first write error; later lines are dropped (the job goes on).
     failed: Option<String>,
+    /// The phases timed so far.
+    phases: PhaseTimings,
 }
 
 impl std::fmt::Debug for JobLog<'_> {
@@ -28,6 +36,7 @@ impl std::fmt::Debug for JobLog<'_> {
         f.debug_struct("JobLog")
             .field("next", &self.seq.count())
             .field("failed", &self.failed)
+            .field("phases", &self.phases)
             .finish_non_exhaustive()
     }
 }
@@ -39,6 +48,7 @@ impl<'a> JobLog<'a> {
             sink,
             seq: Sequencer::default(),
             failed: None,
+            phases: PhaseTimings::new(),
         }
     }
 
@@ -59,6 +69,24 @@ impl<'a> JobLog<'a> {
     /// [`JobLog::next_seq`] on, in order, and the count continues after them.
     pub fn sink(&mut self) -> &mut dyn LogSink {
         self
+    }
+
+    /// Records that `phase` took `elapsed`, and tells the sink. A sink that
+    /// fails is remembered, as for [`JobLog::line`].
+    pub async fn phase_ended(&mut self, phase: Phase, elapsed: Duration) {
+        self.phases.add(phase, elapsed);
+        if self.failed.is_some() {
+            return;
+        }
+        if let Err(e) = self.sink.phase(phase, elapsed).await {
+            self.failed = Some(e.to_string());
+        }
+    }
+
+    /// The phases of the job timed so far (all of them once it has ended);
+    /// a phase that did not run is absent.
+    pub fn phases(&self) -> &PhaseTimings {
+        &self.phases
     }
 
     /// Why the sink failed, if it did.
@@ -101,6 +129,11 @@ impl LogSink for JobLog<'_> {
 
     async fn committing(&mut self) -> Result<(), SinkError> {
         self.sink.committing().await
+    }
+
+    async fn phase(&mut self, phase: Phase, elapsed: Duration) -> Result<(), SinkError> {
+        self.phases.add(phase, elapsed);
+        self.sink.phase(phase, elapsed).await
     }
 
     async fn finish(&mut self) -> Result<(), SinkError> {

@@ -31,7 +31,10 @@ mod status;
 mod stop;
 
 pub use container::ContainerStep;
-pub use job::{BuildJob, JobEnding, PublishedArtifact, Step, StepContext, BRIEF_CHARS};
+pub use job::{
+    BuildJob, FetchContext, FetchingTree, JobEnding, PublishedArtifact, Step, StepContext,
+    BRIEF_CHARS,
+};
 pub use job_log::JobLog;
 pub use kernel_flist::{KernelFlist, BOOT_YAML};
 pub use publication::{Derive, ForwardLinks, Publication};

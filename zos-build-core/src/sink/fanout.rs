@@ -66,6 +66,21 @@ impl LogSink for FanOut {
         first
     }
 
+    async fn phase(
+        &mut self,
+        phase: crate::Phase,
+        elapsed: std::time::Duration,
+    ) -> Result<(), SinkError> {
+        let mut first = Ok(());
+        for sink in &mut self.sinks {
+            let result = sink.phase(phase, elapsed).await;
+            if first.is_ok() {
+                first = result;
+            }
+        }
+        first
+    }
+
     async fn finish(&mut self) -> Result<(), SinkError> {
         let mut first = Ok(());
         for sink in &mut self.sinks {

@@ -80,6 +80,14 @@ impl<S: LogSink> LogSink for MaskSecrets<S> {
         self.inner.committing().await
     }
 
+    async fn phase(
+        &mut self,
+        phase: crate::Phase,
+        elapsed: std::time::Duration,
+    ) -> Result<(), SinkError> {
+        self.inner.phase(phase, elapsed).await
+    }
+
     async fn finish(&mut self) -> Result<(), SinkError> {
         self.inner.finish().await
     }

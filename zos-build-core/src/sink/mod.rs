@@ -48,6 +48,18 @@ pub trait LogSink: Send {
         Ok(())
     }
 
+    /// Told how long one [`Phase`](crate::Phase) of the build took, when it
+    /// ends (the executor's `create`, `upload`, `run`, `extract`; the
+    /// job's `fetch` and `publish` through
+    /// [`JobLog`](crate::pipeline::JobLog)). The default ignores it.
+    async fn phase(
+        &mut self,
+        _phase: crate::Phase,
+        _elapsed: std::time::Duration,
+    ) -> Result<(), SinkError> {
+        Ok(())
+    }
+
     /// Called once when the build has ended: flush and release resources.
     async fn finish(&mut self) -> Result<(), SinkError> {
         Ok(())
@@ -119,6 +131,14 @@ impl<S: LogSink + ?Sized> LogSink for Box<S> {
 
     async fn committing(&mut self) -> Result<(), SinkError> {
         (**self).committing().await
+    }
+
+    async fn phase(
+        &mut self,
+        phase: crate::Phase,
+        elapsed: std::time::Duration,
+    ) -> Result<(), SinkError> {
+        (**self).phase(phase, elapsed).await
     }
 
     async fn finish(&mut self) -> Result<(), SinkError> {

@@ -37,6 +37,7 @@ pub async fn metrics(state: &AppState) -> Response<Body> {
         &state.webhooks,
         &state.github_statuses,
         state.live.lines_published(),
+        state.scheduler.as_ref().map(|s| s.phase_histograms()),
     )
     .await
     {
