@@ -3,7 +3,7 @@
 //!
 //! cargo bench -p zos-build-server --bench server
 //! ZOS_BENCH=trivial cargo bench -p zos-build-server --bench server (only that part;
-//! also `intake`, `followers`, comma-separated; unset: all)
+//! also `intake`, comma-separated; unset: both)
 //!
 //! The real `zos-build-server` binary (bench profile) is started with a
 //! configuration file, as in the end-to-end tests (`zos_build_testkit::server`): a
@@ -16,26 +16,20 @@
 //!    against `GET /healthz` on the same server;
 //! 2. push-to-success of a trivial build against `docker run` of the same
 //!    script, alternating rounds;
-//! 3. a 1,000,000-line build watched by 100 `/buildio` clients against the
-//!    same build watched by none (and by one), in rotating rounds; every
-//!    follower's lines are accounted for (received, or announced as skipped
-//!    by `lagged`), and a follower still missing lines 2 s after the build
-//!    has finished shows its connection as `ss` sees it and waits 30 s more,
-//!    to tell a stall from a loss;
-//! 4. the server's resident memory, after start-up and after each part.
+//! 3. the server's resident memory, after start-up and after each part.
+//!
+//! Websocket followers have a benchmark of their own (`benches/followers.rs`).
 //!
 //! Everything is bounded: wrk runs for a fixed time, every wait has a
 //! deadline, and the server is stopped with SIGTERM on every way out.
 
 use zos_build_testkit::server as support;
 
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use support::{common, Harness, REPOSITORY, SECRET};
-use tokio_tungstenite::tungstenite::Message;
 use zos_build_server::http::signature;
 
 /// The trivial build: its script, and the same work for `docker run`.
@@ -43,11 +37,6 @@ const TRIVIAL_SCRIPT: &str = "#!/bin/sh\nmkdir -p /target; echo x > /target/widg
 const TRIVIAL_SHELL: &str = "mkdir -p /target; echo x > /target/widget.tar.gz";
 /// Rounds of each side of the push-to-success comparison.
 const TRIVIAL_ROUNDS: usize = 9;
-/// The long build: this many numbered lines, then the artifact.
-const LINES: u64 = 1_000_000;
-const FOLLOWERS: usize = 100;
-/// Rounds of each variant (0, 1 and 100 followers) of the followers comparison.
-const FOLLOW_ROUNDS: usize = 3;
 /// wrk: duration, connections, threads.
 const WRK_SECONDS: u64 = 10;
 const WRK_CONNECTIONS: u32 = 32;
@@ -123,23 +112,6 @@ fn load_average() -> String {
         .take(3)
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// User plus system CPU time of a process so far (`/proc/<pid>/stat`,
-/// fields 14 and 15, in clock ticks of 1/100 s on Linux).
-fn cpu_of(pid: &str) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The command name may hold spaces: count fields after its ')'.
-    let fields: Vec<u64> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    // After ')': state is field 3, utime field 14, stime field 15.
-    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
-    Duration::from_millis(ticks * 10)
 }
 
 // ------------------------------------------------------------------ helpers
@@ -657,463 +629,6 @@ fn steps(output: &str, ids: &[String]) {
     );
 }
 
-// ----------------------------------------------------------- 3. followers
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// What one follower saw of the long build.
-#[derive(Debug, Default, Clone)]
-struct Followed {
-    /// Numbered lines (the build's `seq` output) received.
-    received: u64,
-    /// Other `update` lines of the build (the server's own lines).
-    other_lines: u64,
-    /// `update` frames of another build.
-    foreign: u64,
-    /// `lagged` frames, and the sum of their `skipped`.
-    lagged_frames: u64,
-    skipped: u64,
-    /// Numbered lines missing without a `lagged` frame announcing as many.
-    unannounced: u64,
-    /// Numbered lines received twice or out of order.
-    disordered: u64,
-    /// The last numbered line received.
-    last: u64,
-    /// Skipped events announced since the last numbered line.
-    pending: u64,
-    /// Frames of any kind, and `status` and `history` frames.
-    frames: u64,
-    /// Numbered lines and `lagged` frames received while the build ran
-    /// (before the history said `success`).
-    lines_while_running: u64,
-    lagged_while_running: u64,
-    /// The longest time without any frame while the build ran, from the
-    /// push's answer to the history saying `success`.
-    longest_silence: Duration,
-    status_frames: u64,
-    history_frames: u64,
-    /// When the first and the last frame arrived.
-    first_frame: Option<Instant>,
-    last_frame: Option<Instant>,
-    /// Why reading stopped, when it was not the expected quiet end.
-    ended_early: Option<String>,
-    /// The client's local port (to find the connection with `ss`).
-    port: u16,
-    /// Set when the build had finished and the connection had been quiet
-    /// for 2 s with lines still unaccounted for: the sockets of the
-    /// connection as `ss` saw them then, and the frames that came in the
-    /// following 30 s.
-    stalled: Option<(String, u64)>,
-}
-
-impl Followed {
-    fn line(&mut self, n: u64) {
-        if n <= self.last || n > LINES {
-            self.disordered += 1;
-            return;
-        }
-        let gap = n - self.last - 1;
-        self.unannounced += gap.saturating_sub(self.pending);
-        self.pending = 0;
-        self.last = n;
-        self.received += 1;
-    }
-
-    fn frame(&mut self, text: &str, build: &str) {
-        // The fast path: `update` frames as the server encodes them.
-        const UPDATE: &str = r#"{"event":"update","payload":{"id":""#;
-        if let Some(rest) = text.strip_prefix(UPDATE) {
-            if let Some((id, rest)) = rest.split_once(r#"","line":""#) {
-                if let Some(line) = rest.strip_suffix(r#""}}"#) {
-                    return self.update(id, line, build);
-                }
-            }
-        }
-        let Ok(value) = serde_json::from_str::<Value>(text) else {
-            self.ended_early = Some(format!("not JSON: {text:.100}"));
-            return;
-        };
-        match value["event"].as_str() {
-            Some("update") => self.update(
-                value["payload"]["id"].as_str().unwrap_or_default(),
-                value["payload"]["line"].as_str().unwrap_or_default(),
-                build,
-            ),
-            Some("status") => self.status_frames += 1,
-            Some("history") => self.history_frames += 1,
-            Some("lagged") => {
-                let n = value["payload"]["skipped"].as_u64().unwrap_or(0);
-                self.lagged_frames += 1;
-                self.skipped += n;
-                self.pending += n;
-            }
-            _ => {}
-        }
-    }
-
-    fn update(&mut self, id: &str, line: &str, build: &str) {
-        if id != build {
-            self.foreign += 1;
-        } else if let Ok(n) = line.parse::<u64>() {
-            self.line(n);
-        } else {
-            self.other_lines += 1;
-        }
-    }
-
-    /// Lines neither received nor announced as skipped so far.
-    fn unaccounted(&self) -> u64 {
-        self.unannounced + (LINES - self.last).saturating_sub(self.pending)
-    }
-
-    /// After the end: the lines after the last one received.
-    fn close(&mut self) {
-        self.unannounced += (LINES - self.last).saturating_sub(self.pending);
-        self.pending = 0;
-    }
-}
-
-async fn connect(h: &Harness) -> Socket {
-    let url = h.url("/buildio").replace("http://", "ws://");
-    let (mut socket, response) = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio_tungstenite::connect_async(url),
-    )
-    .await
-    .expect("websocket connected in time")
-    .expect("websocket connected");
-    assert_eq!(response.status(), 101);
-    // `history` and `status` come first: once read, the server's side of the
-    // client is subscribed to the live feed.
-    for expected in ["history", "status"] {
-        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("first frames in time");
-        let Some(Ok(Message::Text(text))) = frame else {
-            panic!("expected the {expected} frame, got {frame:?}");
-        };
-        let value: Value = serde_json::from_str(&text).expect("JSON frame");
-        assert_eq!(value["event"], expected);
-    }
-    socket
-}
-
-/// Both ends of the loopback connection from `port`, as `ss` shows them
-/// (queues, congestion window, pacing).
-fn sockets_of(port: u16) -> String {
-    std::process::Command::new("ss")
-        .args(["-tni", &format!("( sport = :{port} or dport = :{port} )")])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_else(|e| format!("ss: {e}"))
-}
-
-/// Reads as fast as it can until the build has finished (`done`) and no
-/// frame came for 2 seconds, or until `deadline`. When lines are still
-/// unaccounted for at that point, looks at the connection and waits 30
-/// seconds more, to tell a stall from a loss.
-async fn follow(
-    mut socket: Socket,
-    build: tokio::sync::watch::Receiver<Option<String>>,
-    deadline: Instant,
-) -> Followed {
-    let mut seen = Followed {
-        port: match socket.get_ref() {
-            tokio_tungstenite::MaybeTlsStream::Plain(tcp) => {
-                tcp.local_addr().map_or(0, |a| a.port())
-            }
-            _ => 0,
-        },
-        ..Followed::default()
-    };
-    // Frames before the build id is known (the push's answer) are kept and
-    // counted once it is.
-    let mut early: Vec<String> = Vec::new();
-    let mut quiet = Duration::from_secs(2);
-    let mut done = false;
-    let mut build = build;
-    // The last frame, or the moment the build id became known.
-    let mut previous: Option<Instant> = None;
-    loop {
-        if Instant::now() > deadline {
-            seen.ended_early = Some("deadline".into());
-            break;
-        }
-        // The quiet period starts again when the build is seen finished.
-        let frame = tokio::select! {
-            frame = tokio::time::timeout(quiet, socket.next()) => frame,
-            changed = build.changed(), if !done => {
-                // The sender is dropped once the build has finished.
-                done = changed.is_err();
-                let now = Instant::now();
-                if done {
-                    if let Some(previous) = previous {
-                        seen.longest_silence = seen.longest_silence.max(now - previous);
-                    }
-                } else {
-                    build.borrow_and_update();
-                    previous = Some(now);
-                }
-                continue;
-            }
-        };
-        let id = build.borrow().clone();
-        match frame {
-            Ok(Some(Ok(Message::Text(text)))) => {
-                let now = Instant::now();
-                seen.first_frame.get_or_insert(now);
-                seen.last_frame = Some(now);
-                seen.frames += 1;
-                if let (false, Some(previous)) = (done, previous) {
-                    seen.longest_silence = seen.longest_silence.max(now - previous);
-                }
-                previous = Some(now);
-                if let Some((_, late)) = &mut seen.stalled {
-                    *late += 1;
-                }
-                let (received, lagged) = (seen.received, seen.lagged_frames);
-                match &id {
-                    Some(id) => {
-                        for text in early.drain(..) {
-                            seen.frame(&text, id);
-                        }
-                        seen.frame(&text, id);
-                    }
-                    None => early.push(text.to_string()),
-                }
-                if !done {
-                    seen.lines_while_running += seen.received - received;
-                    seen.lagged_while_running += seen.lagged_frames - lagged;
-                }
-            }
-            Ok(Some(Ok(_))) => {}
-            Ok(Some(Err(e))) => {
-                seen.ended_early = Some(format!("websocket error: {e}"));
-                break;
-            }
-            Ok(None) => {
-                seen.ended_early = Some("closed by the server".into());
-                break;
-            }
-            // Quiet: the end, once the build has finished.
-            Err(_) if !done => {}
-            Err(_) => {
-                if seen.stalled.is_none() && seen.unaccounted() > 0 {
-                    seen.stalled = Some((sockets_of(seen.port), 0));
-                    quiet = Duration::from_secs(30);
-                    continue;
-                }
-                break;
-            }
-        }
-    }
-    if let Some(id) = build.borrow().clone() {
-        for text in early.drain(..) {
-            seen.frame(&text, &id);
-        }
-    }
-    seen.close();
-    let _ = socket.close(None).await;
-    seen
-}
-
-/// One build of the long script with `followers` clients.
-struct LongBuild {
-    /// Push-to-success.
-    elapsed: Duration,
-    reports: Vec<Followed>,
-    /// When the push was sent.
-    pushed: Instant,
-    /// When the last follower got its last frame, after the push.
-    drained: Option<Duration>,
-    /// CPU time of the server and of this process (the followers) from the
-    /// push to the followers' end.
-    server_cpu: Duration,
-    followers_cpu: Duration,
-}
-
-async fn long_build(h: &mut Harness, pid: u32, script: &str, followers: usize) -> LongBuild {
-    let mut sockets = Vec::with_capacity(followers);
-    for _ in 0..followers {
-        sockets.push(connect(h).await);
-    }
-    let (announce, build) = tokio::sync::watch::channel(None::<String>);
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let tasks: Vec<_> = sockets
-        .into_iter()
-        .map(|socket| tokio::spawn(follow(socket, build.clone(), deadline)))
-        .collect();
-    drop(build);
-    let pid = pid.to_string();
-    let commit = fresh_commit(h, script);
-    let (server_before, self_before) = (cpu_of(&pid), cpu_of("self"));
-    let start = Instant::now();
-    let ids = h.push(&commit).await;
-    assert_eq!(ids.len(), 1);
-    let _ = announce.send(Some(ids[0].clone()));
-    wait_success(h, &ids[0], Duration::from_secs(600)).await;
-    let elapsed = start.elapsed();
-    // Dropping the sender tells the followers that the build has finished.
-    drop(announce);
-    let mut reports = Vec::with_capacity(followers);
-    for task in tasks {
-        reports.push(task.await.expect("follower task"));
-    }
-    let drained = reports
-        .iter()
-        .filter_map(|r| r.last_frame)
-        .max()
-        .map(|t| t.saturating_duration_since(start));
-    LongBuild {
-        elapsed,
-        pushed: start,
-        reports,
-        drained,
-        server_cpu: cpu_of(&pid).saturating_sub(server_before),
-        // (The 2 s of quiet each follower waits for at the end cost no CPU.)
-        followers_cpu: cpu_of("self").saturating_sub(self_before),
-    }
-}
-
-fn summarise(round: usize, build: &LongBuild) {
-    let reports = &build.reports;
-    let mut received: Vec<u64> = reports.iter().map(|r| r.received).collect();
-    received.sort_unstable();
-    let complete = reports.iter().filter(|r| r.received == LINES).count();
-    let accounted = reports
-        .iter()
-        .filter(|r| r.unannounced == 0 && r.disordered == 0 && r.received + r.skipped >= LINES)
-        .count();
-    let exact = reports
-        .iter()
-        .filter(|r| r.received + r.skipped == LINES)
-        .count();
-    let sum = |f: fn(&Followed) -> u64| reports.iter().map(f).sum::<u64>();
-    let mut while_running: Vec<u64> = reports.iter().map(|r| r.lines_while_running).collect();
-    while_running.sort_unstable();
-    let mut silences: Vec<Duration> = reports.iter().map(|r| r.longest_silence).collect();
-    silences.sort_unstable();
-    println!(
-        "  round {round}: while the build ran, followers received min {} / median {} / max {} \
-         lines and {} lagged frames in all; {} received no line; longest time without a \
-         frame per follower min {} / median {} / max {}",
-        while_running[0],
-        while_running[while_running.len() / 2],
-        while_running[while_running.len() - 1],
-        sum(|r| r.lagged_while_running),
-        while_running.iter().filter(|n| **n == 0).count(),
-        secs(silences[0]),
-        secs(silences[silences.len() / 2]),
-        secs(silences[silences.len() - 1]),
-    );
-    println!(
-        "  round {round}: lines received per follower min {} / median {} / max {}; \
-         {complete} of {} followers received every line; lagged frames {}, skipped {} in all; \
-         received + skipped = {LINES} exactly for {exact}, >= {LINES} with no unannounced gap \
-         for {accounted}; unannounced missing lines {}, out of order {}, other lines {}, \
-         foreign {}; last frame {} after the push",
-        received[0],
-        received[received.len() / 2],
-        received[received.len() - 1],
-        reports.len(),
-        sum(|r| r.lagged_frames),
-        sum(|r| r.skipped),
-        sum(|r| r.unannounced),
-        sum(|r| r.disordered),
-        sum(|r| r.other_lines),
-        sum(|r| r.foreign),
-        build.drained.map(secs).unwrap_or_else(|| "-".into()),
-    );
-    let after = |t: Option<Instant>| {
-        t.map_or("-".into(), |t| {
-            format!("{:+.3}s", t.duration_since(build.pushed).as_secs_f64())
-        })
-    };
-    for (i, r) in reports.iter().enumerate() {
-        if r.ended_early.is_none() && r.unannounced == 0 && r.disordered == 0 && r.stalled.is_none()
-        {
-            continue;
-        }
-        println!(
-            "    follower {i} (port {}): received {} ({} while the build ran), other lines {}, lagged frames {} \
-             (skipped {}), unannounced {}, out of order {}, last line {}; frames {} \
-             (status {}, history {}), first {} and last {} after the push; ended early: {:?}",
-            r.port,
-            r.received,
-            r.lines_while_running,
-            r.other_lines,
-            r.lagged_frames,
-            r.skipped,
-            r.unannounced,
-            r.disordered,
-            r.last,
-            r.frames,
-            r.status_frames,
-            r.history_frames,
-            after(r.first_frame),
-            after(r.last_frame),
-            r.ended_early
-        );
-        if let Some((sockets, late)) = &r.stalled {
-            println!(
-                "      quiet for 2 s after the build had finished with lines unaccounted for; \
-                 {late} frames came in the next 30 s; the connection then:\n{}",
-                sockets.trim_end()
-            );
-        }
-    }
-    let excess: Vec<u64> = reports
-        .iter()
-        .map(|r| (r.received + r.skipped).saturating_sub(LINES))
-        .collect();
-    println!(
-        "    received + skipped - {LINES} per follower: {:?}",
-        excess
-            .iter()
-            .fold(std::collections::BTreeMap::new(), |mut m, e| {
-                *m.entry(*e).or_insert(0u32) += 1;
-                m
-            })
-    );
-}
-
-async fn followers(h: &mut Harness, pid: u32, script: &str) {
-    let variants = [0, 1, FOLLOWERS];
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
-    for round in 0..FOLLOW_ROUNDS {
-        // Rotate the order, so that drift of the machine hits every variant.
-        for k in 0..variants.len() {
-            let v = (k + round) % variants.len();
-            let n = variants[v];
-            let build = long_build(h, pid, script, n).await;
-            println!(
-                "  round {round}: {n} followers: push-to-success {}; CPU from the push to the \
-                 followers' end: server {}, followers (this process) {}",
-                secs(build.elapsed),
-                secs(build.server_cpu),
-                secs(build.followers_cpu),
-            );
-            if n > 0 {
-                summarise(round, &build);
-            }
-            times[v].push(build.elapsed);
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            print_memory(pid, &format!("after round {round} with {n} followers"));
-        }
-    }
-    let medians: Vec<Duration> = times.into_iter().map(median).collect();
-    let none = medians[0];
-    for (n, time) in variants.iter().zip(&medians) {
-        println!(
-            "followers ({LINES}-line build): {n} followers {} (median of {FOLLOW_ROUNDS}), \
-             ratio to none {:.2}",
-            secs(*time),
-            time.as_secs_f64() / none.as_secs_f64()
-        );
-    }
-}
-
 // ------------------------------------------------------------------- main
 
 fn binary_size(path: &Path) -> u64 {
@@ -1133,8 +648,8 @@ async fn main() {
         binary.display(),
         binary_size(binary) as f64 / (1024.0 * 1024.0)
     );
-    // ZOS_BENCH=trivial (or intake, followers; comma-separated) runs only
-    // those parts; unset, all of them.
+    // ZOS_BENCH=trivial (or intake; comma-separated) runs only those
+    // parts; unset, all of them.
     let only = std::env::var("ZOS_BENCH").unwrap_or_default();
     let runs = |part: &str| only.is_empty() || only.split(',').any(|p| p.trim() == part);
     let mut h = Harness::prepare("").await;
@@ -1157,14 +672,6 @@ async fn main() {
         print_memory(pid, "after the push-to-success benchmark");
     }
 
-    if runs("followers") {
-        let long_script =
-            format!("#!/bin/sh\nseq 1 {LINES}\nmkdir -p /target; echo x > /target/widget.tar.gz\n");
-        followers(&mut h, pid, &long_script).await;
-        // Idle threads of the blocking pool exit after 10 s.
-        tokio::time::sleep(Duration::from_secs(15)).await;
-        print_memory(pid, "15 s after the followers benchmark (idle again)");
-    }
     println!("load average {} at the end", load_average());
     drop(server);
 }
