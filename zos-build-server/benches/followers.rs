@@ -13,7 +13,9 @@
 //! core and the server to the others, so the followers' CPU is their own and
 //! is accounted apart (from `/proc/<pid>/stat` of each process). Docker and
 //! the build's container are not pinned. The followers also run at the
-//! lowest priority (`nice -n 19`): they stand for clients on other
+//! lowest priority (`nice -n 19`, in a session of their own whose autogroup
+//! is set to nice 19 too, since the kernel weighs sessions against each
+//! other before nice values): they stand for clients on other
 //! machines, and on a 2-core machine their own parsing (a full core for
 //! seconds with 1,000 of them) would otherwise take the core Docker and the
 //! build's container share, which measures the benchmark's clients rather
@@ -322,8 +324,11 @@ struct Followers {
 impl Followers {
     fn start(n: usize, url: &str, cores: Option<&str>) -> Followers {
         let exe = std::env::current_exe().expect("the benchmark's own path");
-        let mut child = pinned(cores, "nice")
-            .args(["-n", "19"])
+        // A session of its own, so that its priority counts against
+        // Docker's processes too: with autogroup scheduling, nice values only
+        // weigh within a session; the session's own weight is set below.
+        let mut child = pinned(cores, "setsid")
+            .args(["nice", "-n", "19"])
             .arg(&exe)
             .env("ZOS_BENCH_FOLLOWERS", n.to_string())
             .env("ZOS_BENCH_URL", url)
@@ -331,6 +336,10 @@ impl Followers {
             .stdout(Stdio::piped())
             .spawn()
             .expect("the follower process");
+        let autogroup = format!("/proc/{}/autogroup", child.id());
+        if std::fs::write(&autogroup, "19").is_err() {
+            eprintln!("cannot lower the followers' autogroup ({autogroup})");
+        }
         let stdin = child.stdin.take().expect("stdin");
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();

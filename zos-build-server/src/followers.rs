@@ -6,9 +6,13 @@
 //! work grows with their number (a frame written to each, files read back
 //! for the ones that fell behind), and none of it may hold a build up. So
 //! they run on a runtime of their own, with one worker thread and its own
-//! blocking pool for the files: however many followers there are, they take
-//! at most that thread's share of the CPU, and the main runtime's workers
-//! are never queued behind them. Sockets accepted by the main runtime are
+//! blocking pool for the files, at the lowest scheduling priority (nice 19):
+//! however many followers there are, they take at most that thread's share
+//! of the CPU, only what the build pipeline leaves, and the main runtime's
+//! workers are never queued behind them. (Measured with the server on one
+//! core: without the priority, 100 followers of a million-line build made
+//! it take up to twice as long, because their thread took the core the log
+//! pipeline reads Docker on; see docs/benchmarks.md, "Followers".) Sockets accepted by the main runtime are
 //! polled from here; tokio drives their readiness from the runtime that
 //! owns them.
 
@@ -30,6 +34,7 @@ fn runtime() -> Option<&'static Runtime> {
                 .worker_threads(FOLLOWER_THREADS)
                 .max_blocking_threads(FOLLOWER_BLOCKING_THREADS)
                 .thread_name("zos-followers")
+                .on_thread_start(lower_priority)
                 .enable_all()
                 .build()
                 .map_err(|e| {
@@ -38,6 +43,16 @@ fn runtime() -> Option<&'static Runtime> {
                 .ok()
         })
         .as_ref()
+}
+
+/// Gives the calling thread the lowest priority; a system that refuses
+/// leaves it as it is.
+fn lower_priority() {
+    if let Err(e) =
+        thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
+    {
+        tracing::debug!(error = ?e, "a followers' thread keeps its priority");
+    }
 }
 
 /// Runs `future` (serving one follower) on the followers' runtime; on the

@@ -224,6 +224,25 @@ async fn a_websocket_client_gets_history_status_and_every_line() {
     h.stop_and_check_clean(&ids).await;
 }
 
+/// A value of `/metrics`.
+async fn metric(h: &Harness, name: &str) -> u64 {
+    let url = h.url("/metrics");
+    let text = h
+        .client
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("{name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
 /// A line of `n` bytes: `x` repeated, then `-end`.
 fn long_line(n: usize) -> String {
     format!("{}-end", "x".repeat(n - 4))
@@ -257,6 +276,12 @@ async fn a_stalled_websocket_client_catches_up_with_every_line_from_the_log() {
         "the script printed its long line"
     );
     assert!(report.len() > 32 << 20, "a log of {} bytes", report.len());
+    // The client has read nothing yet: what the feed keeps for it is bounded.
+    let held = metric(&h, "zos_build_live_held_bytes").await;
+    assert!(
+        held <= 32 << 20,
+        "the feed holds {held} bytes for a client that reads nothing"
+    );
     let mut build = Reassembly::default();
     while build.lines.len() < expected.len() {
         let Some(frame) = next_frame(&mut stalled, Duration::from_secs(30)).await else {
@@ -277,23 +302,8 @@ async fn a_stalled_websocket_client_catches_up_with_every_line_from_the_log() {
         "in the order of the log"
     );
     assert_eq!(build.pieces, 2, "the long line came in two marked pieces");
-    let metrics = h
-        .client
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let catch_ups = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("zos_build_live_catch_ups_total "))
-        .and_then(|n| n.parse::<u64>().ok());
-    assert!(
-        catch_ups >= Some(1),
-        "the client caught up from the log file: {metrics}"
-    );
+    let catch_ups = metric(&h, "zos_build_live_catch_ups_total").await;
+    assert!(catch_ups >= 1, "the client caught up from the log file");
     // A client of the old protocol appends the chunks: the log, exactly.
     assert!(
         build.appended == report,

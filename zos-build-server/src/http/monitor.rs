@@ -191,6 +191,7 @@ mod tests {
             "running-count",
             "history-list",
             "connection",
+            "tracking",
         ] {
             assert!(HTML.contains(&format!("id=\"{id}\"")), "{id}");
             assert!(JS.contains(&format!("getElementById('{id}')")), "{id}");
