@@ -43,6 +43,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::Harness;
 use tokio_tungstenite::tungstenite::Message;
+use zos_build_testkit::measure::{cpu_of, load_average, median, mib, secs, status_field};
 
 /// Numbered lines the build prints.
 const LINES: u64 = 1_000_000;
@@ -112,55 +113,9 @@ fn pinned(cores: Option<&str>, program: &str) -> Command {
     }
 }
 
-/// A field of `/proc/<pid>/status`, in KiB.
-fn status_kib(pid: u32, name: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|line| line.strip_prefix(name))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
 /// Resets the peak resident size (`VmHWM`) of a process.
 fn reset_peak(pid: u32) {
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
-}
-
-/// User plus system CPU time of a process so far.
-fn cpu_of(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<u64> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
-    Duration::from_millis(ticks * 10)
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn secs(d: Duration) -> String {
-    format!("{:.3}s", d.as_secs_f64())
 }
 
 // --------------------------------------------------------- the followers
@@ -453,7 +408,7 @@ async fn round(h: &mut Harness, server: u32, n: usize, cores: Option<&str>) -> R
         .find_map(|l| l.strip_prefix("zos_build_live_catch_ups_total "))
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    round.peak_kib = status_kib(server, "VmHWM:");
+    round.peak_kib = status_field(server, "VmHWM:");
     round
 }
 
@@ -515,7 +470,7 @@ async fn bench() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!(
         "server idle after start-up: VmRSS {}",
-        mib(status_kib(pid, "VmRSS:"))
+        mib(status_field(pid, "VmRSS:"))
     );
     let follower_cores = cores.as_ref().map(|c| c.1.as_str());
 
@@ -567,15 +522,15 @@ async fn bench() {
         println!(
             "  burst {burst}: push-to-success {}, VmRSS after {}",
             secs(result.build),
-            mib(status_kib(pid, "VmRSS:"))
+            mib(status_field(pid, "VmRSS:"))
         );
     }
     // Idle threads of the blocking pools exit after 10 s.
     tokio::time::sleep(Duration::from_secs(15)).await;
     println!(
         "idle 15 s after {BURSTS} bursts of 100 followers: VmRSS {} (peak since the last reset {})",
-        mib(status_kib(pid, "VmRSS:")),
-        mib(status_kib(pid, "VmHWM:"))
+        mib(status_field(pid, "VmRSS:")),
+        mib(status_field(pid, "VmHWM:"))
     );
     println!("load average {} at the end", load_average());
     drop(server);

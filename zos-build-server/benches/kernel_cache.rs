@@ -27,6 +27,7 @@
 //! server's instance label or name and is removed on every way out,
 //! a panic included.
 
+use zos_build_testkit::measure::load_average;
 use zos_build_testkit::server as support;
 
 use serde_json::Value;
@@ -261,15 +262,6 @@ async fn docker_run(script: &str) -> Duration {
         .expect("docker run");
     assert!(status.success(), "docker run failed: {status}");
     start.elapsed()
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn sorted(mut samples: Vec<f64>) -> Vec<f64> {

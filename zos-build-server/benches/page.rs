@@ -31,6 +31,7 @@
 //! (a panic, Ctrl-C); the builds' containers carry this server's instance
 //! label and are removed too.
 
+use zos_build_testkit::measure::load_average;
 use zos_build_testkit::server as support;
 
 use fantoccini::{Client, ClientBuilder};
@@ -351,15 +352,6 @@ async fn page_round(h: &mut Harness, client: &Client, round: usize) -> (Duration
         id,
         stats,
     )
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn median(samples: &[f64]) -> f64 {

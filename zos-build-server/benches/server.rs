@@ -31,6 +31,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use support::{common, Harness, REPOSITORY, SECRET};
 use zos_build_server::http::signature;
+use zos_build_testkit::measure::{load_average, median, mib, secs, status_field};
 
 /// The trivial build: its script, and the same work for `docker run`.
 const TRIVIAL_SCRIPT: &str = "#!/bin/sh\nmkdir -p /target; echo x > /target/widget.tar.gz\n";
@@ -83,47 +84,16 @@ impl Drop for Server {
     }
 }
 
-/// `VmRSS` and `VmHWM` of a process, in KiB, and its number of threads.
-fn memory_of(pid: u32) -> (u64, u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"), field("Threads:"))
-}
-
 fn print_memory(pid: u32, when: &str) {
-    let (rss, peak, threads) = memory_of(pid);
     println!(
-        "memory {when}: VmRSS {:.1} MiB (peak so far VmHWM {:.1} MiB), {threads} threads",
-        rss as f64 / 1024.0,
-        peak as f64 / 1024.0
+        "memory {when}: VmRSS {} (peak so far VmHWM {}), {} threads",
+        mib(status_field(pid, "VmRSS:")),
+        mib(status_field(pid, "VmHWM:")),
+        status_field(pid, "Threads:")
     );
 }
 
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 // ------------------------------------------------------------------ helpers
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn secs(d: Duration) -> String {
-    format!("{:.3}s", d.as_secs_f64())
-}
 
 /// The status of a build, from `GET /api/builds/<id>`.
 async fn status_of(h: &Harness, id: &str) -> Option<String> {

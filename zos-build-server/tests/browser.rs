@@ -321,6 +321,29 @@ async fn console(client: &Client, id: &str) -> Option<(Vec<String>, Vec<String>)
     Some((strings(&seen["lines"]), strings(&seen["green"])))
 }
 
+/// Waits until build `id` is in the history section with `status`, and the
+/// running section is empty.
+async fn until_in_history(client: &Client, id: &str, status: &str) {
+    let what = format!("the build in the history, {status}");
+    until(WAIT, &what, || async {
+        let state = js(
+            client,
+            "const entry = document.querySelector('#history details[data-build-id=\"' + CSS.escape(arguments[0]) + '\"]');
+             return [entry ? entry.className : null,
+                     document.querySelectorAll('#running article[data-build-id]').length];",
+            vec![json!(id)],
+        )
+        .await;
+        let class = format!("status-{status}");
+        if state[0].as_str().is_some_and(|c| c.contains(&class)) && state[1] == 0 {
+            Ok(())
+        } else {
+            Err(state.to_string())
+        }
+    })
+    .await;
+}
+
 /// Fails unless build `id` is still building.
 async fn assert_building(h: &Harness, id: &str, when: &str) {
     let record = h.record(id).await;
@@ -462,22 +485,7 @@ async fn a_running_build_shows_its_coloured_lines_live() {
     // Once finished, it moves to the history.
     let record = h.finished(&id).await;
     assert_eq!(record.status, BuildStatus::Success, "{record:?}");
-    until(WAIT, "the build in the history, as a success", || async {
-        let classes = js(
-            &client,
-            "const entry = document.querySelector('#history details[data-build-id=\"' + CSS.escape(arguments[0]) + '\"]');
-             return [entry ? entry.className : null,
-                     document.querySelectorAll('#running article[data-build-id]').length];",
-            vec![json!(id)],
-        )
-        .await;
-        if classes[0].as_str().is_some_and(|c| c.contains("status-success")) && classes[1] == 0 {
-            Ok(())
-        } else {
-            Err(classes.to_string())
-        }
-    })
-    .await;
+    until_in_history(&client, &id, "success").await;
 
     driver.stop(client).await;
     h.stop_and_check_clean(&ids).await;
@@ -979,26 +987,7 @@ async fn the_last_line_after_a_million_line_flood_reaches_the_page_while_the_bui
     assert!(cancelled, "the build could be cancelled");
     let record = h.finished(&id).await;
     assert_eq!(record.status, BuildStatus::Cancelled, "{record:?}");
-    until(WAIT, "the cancelled build in the history", || async {
-        let state = js(
-            &client,
-            "const entry = document.querySelector('#history details[data-build-id=\"' + CSS.escape(arguments[0]) + '\"]');
-             return [entry ? entry.className : null,
-                     document.querySelectorAll('#running article[data-build-id]').length];",
-            vec![json!(id)],
-        )
-        .await;
-        if state[0]
-            .as_str()
-            .is_some_and(|c| c.contains("status-cancelled"))
-            && state[1] == 0
-        {
-            Ok(())
-        } else {
-            Err(state.to_string())
-        }
-    })
-    .await;
+    until_in_history(&client, &id, "cancelled").await;
 
     driver.stop(client).await;
     h.stop_and_check_clean(&ids).await;

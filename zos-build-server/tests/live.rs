@@ -226,16 +226,7 @@ async fn a_websocket_client_gets_history_status_and_every_line() {
 
 /// A value of `/metrics`.
 async fn metric(h: &Harness, name: &str) -> u64 {
-    let url = h.url("/metrics");
-    let text = h
-        .client
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = h.get_text("/metrics").await;
     let prefix = format!("{name} ");
     text.lines()
         .find_map(|l| l.strip_prefix(prefix.as_str()))

@@ -88,15 +88,7 @@ async fn each_build_records_its_phases_and_metrics_count_them() {
     let names: Vec<String> = phases_of(&build).into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["create", "fetch", "run", "upload"], "{build}");
 
-    let metrics = h
-        .client
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.get_text("/metrics").await;
     assert!(
         metrics.contains("# TYPE zos_build_phase_seconds histogram\n"),
         "{metrics}"

@@ -27,5 +27,6 @@ pub mod docker;
 pub mod github;
 #[cfg(feature = "hub")]
 pub mod hub;
+pub mod measure;
 #[cfg(feature = "server")]
 pub mod server;

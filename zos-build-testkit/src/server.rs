@@ -425,6 +425,12 @@ impl Harness {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: {status} {text:?}: {e}"))
     }
 
+    /// The text of `GET path` (`/metrics`, a log), whatever its status.
+    pub async fn get_text(&self, path: &str) -> String {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// `GET /report/<id>`.
     pub async fn report(&self, id: &str) -> String {
         let response = self
