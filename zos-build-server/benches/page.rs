@@ -31,15 +31,13 @@
 //! (a panic, Ctrl-C); the builds' containers carry this server's instance
 //! label and are removed too.
 
+use zos_build_testkit::browser::Driver;
 use zos_build_testkit::measure::load_average;
 use zos_build_testkit::server as support;
 
-use fantoccini::{Client, ClientBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
+use fantoccini::Client;
 use serde_json::{json, Value};
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::{common, Harness};
 
@@ -51,145 +49,6 @@ const ROUNDS: usize = 7;
 const LIMIT: Duration = Duration::from_secs(120);
 /// The heap the page must stay under.
 const HEAP_LIMIT: u64 = 100 << 20;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a loopback port")
-        .local_addr()
-        .expect("its address")
-        .port()
-}
-
-/// chromedriver and the browser it starts, in a process group of their own
-/// with a fresh profile: the whole group is killed when dropped.
-struct Driver {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Driver {
-    async fn start() -> Driver {
-        for path in [CHROMIUM, CHROMEDRIVER] {
-            assert!(
-                Path::new(path).exists(),
-                "{path} is missing: install Debian's chromium and chromium-driver \
-                 (scripts/test.sh does)"
-            );
-        }
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        std::fs::create_dir(dir.path().join("profile")).expect("a profile directory");
-        let output = std::fs::File::create(dir.path().join("chromedriver.out"))
-            .expect("chromedriver's output file");
-        let port = free_port();
-        let child = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(output.try_clone().expect("the output file"))
-            .stderr(output)
-            .env("XDG_CONFIG_HOME", dir.path().join("config"))
-            .env("XDG_CACHE_HOME", dir.path().join("cache"))
-            .process_group(0)
-            .spawn()
-            .expect("chromedriver starts");
-        let driver = Driver { child, port, dir };
-        let status = format!("http://127.0.0.1:{port}/status");
-        let http = reqwest::Client::new();
-        let start = Instant::now();
-        loop {
-            let ready = match http.get(&status).send().await {
-                Ok(answer) => answer
-                    .json::<Value>()
-                    .await
-                    .is_ok_and(|body| body["value"]["ready"] == true),
-                Err(_) => false,
-            };
-            if ready {
-                break;
-            }
-            assert!(start.elapsed() < LIMIT, "chromedriver does not answer");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        driver
-    }
-
-    /// A headless Chromium kept off the network, with precise heap figures
-    /// and `gc()`.
-    async fn session(&self) -> Client {
-        let args = [
-            "--headless".to_string(),
-            "--no-sandbox".to_string(),
-            "--disable-gpu".to_string(),
-            "--disable-background-networking".to_string(),
-            "--disable-component-update".to_string(),
-            "--disable-sync".to_string(),
-            "--no-first-run".to_string(),
-            "--enable-precise-memory-info".to_string(),
-            "--js-flags=--expose-gc".to_string(),
-            format!(
-                "--user-data-dir={}",
-                self.dir.path().join("profile").display()
-            ),
-            "--window-size=1280,1000".to_string(),
-        ];
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".to_string(),
-            json!({"binary": CHROMIUM, "args": args}),
-        );
-        ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
-            .await
-            .expect("a Chromium session")
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Removes the containers of this server's builds (its instance label) when
-/// dropped: nothing is left behind by a run that ends half-way.
-struct Containers {
-    instance: String,
-}
-
-impl Drop for Containers {
-    fn drop(&mut self) {
-        let label = format!("label=zos-build.instance={}", self.instance);
-        let listed = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &label])
-            .stderr(Stdio::null())
-            .output();
-        let ids: Vec<String> = listed
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .split_whitespace()
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !ids.is_empty() {
-            let _ = Command::new("docker")
-                .args(["rm", "-f"])
-                .args(&ids)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
 
 async fn js(client: &Client, script: &str) -> Value {
     client
@@ -488,11 +347,10 @@ async fn main() {
         load_average()
     );
     let mut h = Harness::start("").await;
-    let _containers = Containers {
-        instance: zos_build_server::server::instance_name(&h.config.data_directory),
-    };
+    let _containers = h.build_containers();
     let driver = Driver::start().await;
-    let client = driver.session().await;
+    // `gc()`, for the heap after a full collection.
+    let client = driver.session(&["--js-flags=--expose-gc"]).await;
     println!(
         "workload: a build printing seq 1 {FLOOD_LINES}, a marker, then sleeping; \
          reference: docker run --rm {} seq 1 {FLOOD_LINES} > /dev/null",

@@ -8,6 +8,8 @@
 //! are an ordinary library with its own dependencies, taken as a
 //! dev-dependency only, and never published.
 //!
+//! - `browser` (feature `browser`): a real headless Chromium driven by
+//!   chromedriver, for the monitor page, with nothing left running.
 //! - [`docker`]: a real daemon, the busybox test image (imported when
 //!   missing: nothing can be pulled on these machines), unique build ids and
 //!   container checks.
@@ -22,6 +24,8 @@
 //!   GitHub's answer shapes, records what it receives, and fails,
 //!   rate-limits, stalls or goes down on demand.
 
+#[cfg(feature = "browser")]
+pub mod browser;
 pub mod docker;
 #[cfg(feature = "github")]
 pub mod github;

@@ -431,6 +431,15 @@ impl Harness {
         response.text().await.unwrap()
     }
 
+    /// A guard removing, when dropped, every container of this harness's
+    /// server (its instance label): a test or benchmark that fails while
+    /// its build runs leaves none behind.
+    pub fn build_containers(&self) -> BuildContainers {
+        BuildContainers(zos_build_server::server::instance_name(
+            &self.config.data_directory,
+        ))
+    }
+
     /// `GET /report/<id>`.
     pub async fn report(&self, id: &str) -> String {
         let response = self
@@ -454,6 +463,36 @@ impl Harness {
             common::assert_no_container(&executor, id).await;
             let work = self.config.build_work_directory(id);
             assert!(!work.exists(), "{} was left behind", work.display());
+        }
+    }
+}
+
+/// Removes, when dropped, every container of one server instance (see
+/// [`Harness::build_containers`]), through the `docker` command, since a
+/// drop cannot wait for the daemon's API.
+#[derive(Debug)]
+pub struct BuildContainers(String);
+
+impl Drop for BuildContainers {
+    fn drop(&mut self) {
+        use std::process::{Command, Stdio};
+        let label = format!("label=zos-build.instance={}", self.0);
+        let Ok(listed) = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &label])
+            .stderr(Stdio::null())
+            .output()
+        else {
+            return;
+        };
+        let ids = String::from_utf8_lossy(&listed.stdout).into_owned();
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&ids)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }
