@@ -432,6 +432,20 @@ impl Follower {
     /// passed; a server that stops ends the stream (the client reconnects
     /// at its offset).
     async fn wait(&mut self) {
+        // What came while the file was read: all of it is read at once (the
+        // feed keeps an event until every subscriber has read it, so news
+        // left unread would be held for this follower).
+        let mut news = false;
+        loop {
+            match self.news.try_recv() {
+                Ok(Some(event)) => news |= self.concerns(&event),
+                Ok(None) => break,
+                Err(_) => news = true,
+            }
+        }
+        if news {
+            return;
+        }
         let deadline = tokio::time::sleep(POLL);
         tokio::pin!(deadline);
         loop {
@@ -442,13 +456,21 @@ impl Follower {
                 }
                 () = &mut deadline => return,
                 event = self.news.recv() => match event {
-                    Ok(LiveEvent::Lines(batch)) if *batch.id == *self.id => return,
-                    Ok(LiveEvent::Status { .. }) | Ok(LiveEvent::History { .. }) => return,
-                    Ok(LiveEvent::Lines(_)) => {}
+                    Ok(event) if self.concerns(&event) => return,
+                    Ok(_) => {}
                     // Behind on news: the file says what happened.
                     Err(_) => return,
                 },
             }
+        }
+    }
+
+    /// Whether `event` may mean more to read or an end: lines of this
+    /// build, or a change of status.
+    fn concerns(&self, event: &LiveEvent) -> bool {
+        match event {
+            LiveEvent::Lines(batch) => *batch.id == *self.id,
+            LiveEvent::Status { .. } | LiveEvent::History { .. } => true,
         }
     }
 }
