@@ -39,11 +39,13 @@ use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::Harness;
 use tokio_tungstenite::tungstenite::Message;
-use zos_build_testkit::measure::{cpu_of, load_average, median, mib, secs, status_field};
+use zos_build_testkit::measure::{
+    cpu_of, load_average, median, mib, secs, status_field, StopOnDrop,
+};
 
 /// Numbered lines the build prints.
 const LINES: u64 = 1_000_000;
@@ -55,37 +57,6 @@ const BURSTS: usize = 8;
 const LIMIT: Duration = Duration::from_secs(300);
 
 // ---------------------------------------------------------------- processes
-
-/// A process stopped with SIGTERM (then killed) when dropped.
-struct Process {
-    child: Child,
-}
-
-impl Process {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if !matches!(self.child.try_wait(), Ok(None)) {
-            return;
-        }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The cores of the server and of the followers, as `taskset -c` lists.
 fn cores() -> Option<(String, String)> {
@@ -271,7 +242,7 @@ fn follower_process(n: usize, url: &str) {
 
 /// The follower process, started and ready.
 struct Followers {
-    process: Process,
+    process: StopOnDrop,
     stdin: std::process::ChildStdin,
     stdout: BufReader<std::process::ChildStdout>,
 }
@@ -303,7 +274,7 @@ impl Followers {
             .expect("the followers' first line");
         assert_eq!(line.trim(), "ready", "the followers did not connect");
         Followers {
-            process: Process { child },
+            process: StopOnDrop(child),
             stdin,
             stdout,
         }
@@ -445,8 +416,8 @@ async fn bench() {
     )
     .expect("the configuration file");
     let output = std::fs::File::create(h.dir.path().join("server.out")).expect("server.out");
-    let server = Process {
-        child: pinned(
+    let server = StopOnDrop(
+        pinned(
             cores.as_ref().map(|c| c.0.as_str()),
             env!("CARGO_BIN_EXE_zos-build-server"),
         )
@@ -456,7 +427,7 @@ async fn bench() {
         .stderr(output)
         .spawn()
         .expect("the server"),
-    };
+    );
     h.address = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
     let start = Instant::now();
     while h.client.get(h.url("/healthz")).send().await.is_err() {

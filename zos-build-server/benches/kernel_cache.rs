@@ -27,7 +27,7 @@
 //! server's instance label or name and is removed on every way out,
 //! a panic included.
 
-use zos_build_testkit::measure::load_average;
+use zos_build_testkit::measure::{self, load_average};
 use zos_build_testkit::server as support;
 
 use serde_json::Value;
@@ -249,19 +249,7 @@ impl Phases {
 
 /// `docker run --rm <kernel image> sh -c <script>`.
 async fn docker_run(script: &str) -> Duration {
-    let start = Instant::now();
-    let mut child = tokio::process::Command::new("docker")
-        .args(["run", "--rm", common::KERNEL_IMAGE, "sh", "-c", script])
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("docker run");
-    let status = tokio::time::timeout(BUILD_LIMIT, child.wait())
-        .await
-        .expect("docker run finished in time")
-        .expect("docker run");
-    assert!(status.success(), "docker run failed: {status}");
-    start.elapsed()
+    measure::docker_run(&[common::KERNEL_IMAGE, "sh", "-c", script], BUILD_LIMIT).await
 }
 
 fn sorted(mut samples: Vec<f64>) -> Vec<f64> {

@@ -32,12 +32,11 @@
 //! label and are removed too.
 
 use zos_build_testkit::browser::Driver;
-use zos_build_testkit::measure::load_average;
+use zos_build_testkit::measure::{self, load_average};
 use zos_build_testkit::server as support;
 
 use fantoccini::Client;
 use serde_json::{json, Value};
-use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::{common, Harness};
 
@@ -144,26 +143,8 @@ fn epoch_ms() -> f64 {
 
 /// `docker run --rm <image> seq 1 <FLOOD_LINES> > /dev/null`.
 async fn docker_run() -> Duration {
-    let start = Instant::now();
-    let mut child = tokio::process::Command::new("docker")
-        .args([
-            "run",
-            "--rm",
-            common::IMAGE,
-            "seq",
-            "1",
-            &FLOOD_LINES.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("docker run");
-    let status = tokio::time::timeout(LIMIT, child.wait())
-        .await
-        .expect("docker run finished in time")
-        .expect("docker run");
-    assert!(status.success(), "docker run failed: {status}");
-    start.elapsed()
+    let lines = FLOOD_LINES.to_string();
+    measure::docker_run(&[common::IMAGE, "seq", "1", &lines], LIMIT).await
 }
 
 /// One flood on the page: from the push to the marker shown in the front

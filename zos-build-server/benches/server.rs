@@ -31,7 +31,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use support::{common, Harness, REPOSITORY, SECRET};
 use zos_build_server::http::signature;
-use zos_build_testkit::measure::{load_average, median, mib, secs, status_field};
+use zos_build_testkit::measure::{self, load_average, median, mib, secs, status_field, StopOnDrop};
 
 /// The trivial build: its script, and the same work for `docker run`.
 const TRIVIAL_SCRIPT: &str = "#!/bin/sh\nmkdir -p /target; echo x > /target/widget.tar.gz\n";
@@ -50,39 +50,6 @@ const DUPLICATE_DELIVERY: &str = "bench-duplicate-delivery";
 const IGNORED_DELIVERY: &str = "bench-ignored-delivery";
 
 // ---------------------------------------------------------------- the server
-
-/// The spawned server binary; stopped with SIGTERM when dropped, killed if it
-/// does not exit within 30 seconds.
-struct Server {
-    child: std::process::Child,
-}
-
-impl Server {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if !matches!(self.child.try_wait(), Ok(None)) {
-            return;
-        }
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        eprintln!("the server did not stop within 30 s of SIGTERM: killing it");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn print_memory(pid: u32, when: &str) {
     println!(
@@ -160,19 +127,11 @@ async fn push_and_wait(h: &mut Harness, script: &str, limit: Duration) -> (Durat
 }
 
 async fn docker_run(script: &str) -> Duration {
-    let start = Instant::now();
-    let mut child = tokio::process::Command::new("docker")
-        .args(["run", "--rm", common::IMAGE, "sh", "-c", script])
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("docker run");
-    let status = tokio::time::timeout(Duration::from_secs(120), child.wait())
-        .await
-        .expect("docker run finished within 2 minutes")
-        .expect("docker run");
-    assert!(status.success(), "docker run failed: {status}");
-    start.elapsed()
+    measure::docker_run(
+        &[common::IMAGE, "sh", "-c", script],
+        Duration::from_secs(120),
+    )
+    .await
 }
 
 // ------------------------------------------------------------ 1. intake (wrk)
@@ -624,9 +583,7 @@ async fn main() {
     let runs = |part: &str| only.is_empty() || only.split(',').any(|p| p.trim() == part);
     let mut h = Harness::prepare("").await;
     let trivial_commit = h.commit(TRIVIAL_SCRIPT);
-    let server = Server {
-        child: h.spawn_binary(env!("CARGO_BIN_EXE_zos-build-server")).await,
-    };
+    let server = StopOnDrop(h.spawn_binary(env!("CARGO_BIN_EXE_zos-build-server")).await);
     let pid = server.pid();
     // Let the start-up configuration load finish.
     tokio::time::sleep(Duration::from_secs(2)).await;

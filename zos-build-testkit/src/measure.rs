@@ -1,9 +1,67 @@
 //! What the benchmarks read about the machine and the processes they
 //! measure: the load average, a process's memory and CPU time from
-//! `/proc`, and medians. Every benchmark prints these the same way, so their
-//! figures compare.
+//! `/proc`, medians, the `docker run` they compare with, and the processes
+//! they start (stopped on every way out). Every benchmark prints these the
+//! same way, so their figures compare.
 
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A process the benchmark started: stopped with SIGTERM when dropped (a
+/// panic too), and killed if it has not exited 30 s later.
+#[derive(Debug)]
+pub struct StopOnDrop(pub Child);
+
+impl StopOnDrop {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if !matches!(self.0.try_wait(), Ok(None)) {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!(
+            "process {} did not stop within 30 s of SIGTERM: killing it",
+            self.pid()
+        );
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// How long `docker run --rm <args>` takes, its output thrown away: the
+/// reference the benchmarks compare with. Fails unless it succeeds within
+/// `limit`.
+pub async fn docker_run(args: &[&str], limit: Duration) -> Duration {
+    let start = Instant::now();
+    let mut child = tokio::process::Command::new("docker")
+        .args(["run", "--rm"])
+        .args(args)
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("docker run");
+    let status = tokio::time::timeout(limit, child.wait())
+        .await
+        .expect("docker run finished in time")
+        .expect("docker run");
+    assert!(status.success(), "docker run {args:?} failed: {status}");
+    start.elapsed()
+}
 
 /// The three load averages, as `/proc/loadavg` gives them ("0.52 1.10 1.40").
 pub fn load_average() -> String {
