@@ -31,6 +31,9 @@ use std::io::Write;
 use std::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
 
+/// The longest line put back together from pieces; the rest is dropped.
+pub const MAX_LINE: usize = 4 * 1024 * 1024;
+
 /// What a frame makes the client print.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
@@ -159,7 +162,14 @@ impl Feed {
         self.next.insert(id.to_string(), seq + count);
         if payload.get("piece").is_some() {
             let line = self.pieces.entry(id.to_string()).or_default();
-            line.push_str(text);
+            // A server's lines are at most 3 MiB (1 MiB of output, invalid
+            // bytes made U+FFFD): pieces beyond are not kept.
+            let room = MAX_LINE.saturating_sub(line.len());
+            let mut cut = text.len().min(room);
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.push_str(&text[..cut]);
             if count == 0 {
                 return out;
             }
@@ -386,6 +396,34 @@ mod tests {
             feed.frame(&update(40, 1, "forty\n")),
             [Output::Line("a1 | forty\n".into())]
         );
+    }
+
+    #[test]
+    fn pieces_never_make_a_line_longer_than_the_bound() {
+        let mut feed = Feed::new(false);
+        let piece = "é".repeat(600 * 1024); // 1.2 MB
+        for index in 0..10 {
+            let frame = frame(
+                "update",
+                json!({"id": "a1", "seq": 0, "count": 0, "piece": index, "line": piece}),
+            );
+            assert!(feed.frame(&frame).is_empty());
+        }
+        let last = frame(
+            "update",
+            json!({"id": "a1", "seq": 0, "count": 1, "piece": 10, "line": "end\n"}),
+        );
+        match feed.frame(&last).as_slice() {
+            [Output::Line(line)] => {
+                assert!(
+                    line.len() <= MAX_LINE + "a1 | \n".len(),
+                    "{} bytes",
+                    line.len()
+                );
+                assert!(line.starts_with("a1 | éé"));
+            }
+            other => panic!("one line expected, got {} outputs", other.len()),
+        }
     }
 
     #[test]

@@ -41,6 +41,8 @@ use zos_build_core::{CommitId, Enqueued, RepositoryName};
 
 /// Largest chunk sent at once.
 const CHUNK: u64 = 256 * 1024;
+/// Events a follower reads at most before looking at the file again.
+const DRAIN_AT_MOST: usize = 4096;
 /// How long a follower waits for news before looking at the file anyway.
 const POLL: Duration = Duration::from_secs(1);
 /// The largest body of a write request.
@@ -436,7 +438,8 @@ impl Follower {
         // feed keeps an event until every subscriber has read it, so news
         // left unread would be held for this follower).
         let mut news = false;
-        loop {
+        // Bounded, in case builds publish faster than this drains.
+        for _ in 0..DRAIN_AT_MOST {
             match self.news.try_recv() {
                 Ok(Some(event)) => news |= self.concerns(&event),
                 Ok(None) => break,
